@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { ServiceContext } from './context.ts';
+import { EngramError } from './errors.ts';
+import { requireApiKey } from './http/auth-hook.ts';
+import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/error-handler.ts';
+import { checkText, isUtf8ContentType, parseJsonBody } from './http/json-body.ts';
+import { registerOpenApi } from './http/openapi.ts';
+import { healthRoutes } from './http/routes/health-routes.ts';
+import { memoryRoutes } from './http/routes/memory-routes.ts';
+import { userRoutes } from './http/routes/user-routes.ts';
+import { serverFactory } from './http/server-factory.ts';
+
+/** Version reported in the OpenAPI document. */
+export const ENGRAM_VERSION = '0.1.0';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** A client's X-Request-Id when it is sane, else a new UUID. */
+function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** Rejects NUL and unpaired surrogates in the query string and path parameters. */
+function checkStrings(value: unknown, path: string): void {
+  if (typeof value === 'string') checkText(value, path);
+  else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) checkStrings(value[i], `${path}/${i}`);
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) checkStrings(v, `${path}/${k}`);
+  }
+}
+
+/** Builds the Fastify app from a service context; tests call `inject()` on it without a socket. */
+export async function buildApp(ctx: ServiceContext): Promise<FastifyInstance> {
+  const { config } = ctx;
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    // One line per request from our onResponse hook instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    serverFactory: serverFactory({
+      requestTimeoutMs: config.requestTimeoutMs,
+      maxHeaderBytes: config.maxHeaderBytes,
+    }),
+    // Long ids must reach schema validation (a clear 400), not fall through to a 404.
+    routerOptions: { maxParamLength: config.maxHeaderBytes },
+    genReqId: requestId,
+    frameworkErrors,
+    clientErrorHandler,
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installErrorHandling(app);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+      },
+      'request',
+    );
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if (!isUtf8ContentType(request.headers['content-type'])) {
+      done(new EngramError('ENGRAM_UNSUPPORTED_MEDIA_TYPE'), undefined);
+      return;
+    }
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  await registerOpenApi(app, ENGRAM_VERSION);
+  await app.register(healthRoutes(ctx));
+  await app.register(async (v1) => {
+    requireApiKey(v1, ctx.keys);
+    v1.addHook('preValidation', async (request) => {
+      checkStrings(request.params, '/params');
+      checkStrings(request.query, '/querystring');
+    });
+    await v1.register(memoryRoutes(ctx));
+    await v1.register(userRoutes(ctx));
+  });
+  return app;
+}

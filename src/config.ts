@@ -1,0 +1,124 @@
+import { resolve } from 'node:path';
+import { type Static, Type } from 'typebox';
+import { Value } from 'typebox/value';
+
+/**
+ * Environment schema: every key Engram reads, with its default for the embedded mode.
+ * `.env.example` documents the same keys; a test keeps the two in step.
+ */
+export const EnvSchema = Type.Object({
+  /** Interface to listen on. @default 127.0.0.1 */
+  ENGRAM_HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  /** TCP port. @default 8080 */
+  ENGRAM_PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
+  /** Directory for the SQLite file and the bootstrap key file. @default ./data */
+  ENGRAM_DATA_DIR: Type.String({ default: './data', minLength: 1 }),
+  /** PostgreSQL connection string; when empty the embedded SQLite store is used. */
+  DATABASE_URL: Type.String({ default: '' }),
+  /** Upper bound of PostgreSQL pool clients (small pools beat big ones). @default 8 */
+  ENGRAM_PG_POOL_MAX: Type.Integer({ default: 8, minimum: 1, maximum: 200 }),
+  /** Time to wait for a PostgreSQL connection before failing. @default 2000 */
+  ENGRAM_PG_CONNECT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 60000 }),
+  /** Server-side `statement_timeout` of every PostgreSQL session. @default 5000 */
+  ENGRAM_PG_STATEMENT_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 600000 }),
+  /** pino log level. @default info */
+  ENGRAM_LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    default: 'info',
+  }),
+  /** Largest accepted request body in bytes. @default 1048576 */
+  ENGRAM_BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1024, maximum: 67_108_864 }),
+  /** Whole-request deadline (headers and body); cuts slow bodies. @default 30000 */
+  ENGRAM_REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000 }),
+  /** Largest accepted header block in bytes (bigger → 431). @default 16384 */
+  ENGRAM_MAX_HEADER_BYTES: Type.Integer({ default: 16_384, minimum: 1024, maximum: 65_536 }),
+  /** Deadline for a graceful shutdown before the process exits anyway. @default 10000 */
+  ENGRAM_SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
+  /** How long a deleted memory can be restored before it is purged. @default 30 */
+  ENGRAM_DELETE_GRACE_DAYS: Type.Number({ default: 30, minimum: 0, maximum: 3650 }),
+  /** How long an Idempotency-Key is remembered. @default 24 */
+  ENGRAM_IDEMPOTENCY_TTL_HOURS: Type.Number({ default: 24, minimum: 1, maximum: 720 }),
+  /** Period of the background purge (expired, deleted past grace, old idempotency keys). @default 60000 */
+  ENGRAM_PURGE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 100, maximum: 86_400_000 }),
+  /** Create and print a key on first start when none exists (embedded mode only). @default true */
+  ENGRAM_BOOTSTRAP_KEY: Type.Boolean({ default: true }),
+});
+
+/** The validated environment, as typed values. */
+export type Env = Static<typeof EnvSchema>;
+
+/** Engram's configuration, derived once from the environment. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  store:
+    | { kind: 'sqlite'; file: string }
+    | {
+        kind: 'postgres';
+        url: string;
+        poolMax: number;
+        connectTimeoutMs: number;
+        statementTimeoutMs: number;
+      };
+  logLevel: Env['ENGRAM_LOG_LEVEL'];
+  bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  maxHeaderBytes: number;
+  shutdownTimeoutMs: number;
+  deleteGraceMs: number;
+  idempotencyTtlMs: number;
+  purgeIntervalMs: number;
+  bootstrapKey: boolean;
+  /** Where the bootstrap key is written (owner-only permissions). */
+  keyFile: string;
+}
+
+/** Raised when the environment does not satisfy {@link EnvSchema}. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates the environment once and returns a typed {@link Config}. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const withDefaults = Value.Default(EnvSchema, raw);
+  const converted = Value.Convert(EnvSchema, withDefaults);
+  if (!Value.Check(EnvSchema, converted)) {
+    const problems = new Map<string, string>();
+    for (const e of Value.Errors(EnvSchema, converted)) {
+      problems.set(e.instancePath.slice(1) || '(root)', e.message);
+    }
+    const text = [...problems].map(([key, message]) => `${key}: ${message}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${text}`);
+  }
+  const env = converted as Env;
+  const dataDir = resolve(env.ENGRAM_DATA_DIR);
+  return {
+    host: env.ENGRAM_HOST,
+    port: env.ENGRAM_PORT,
+    dataDir,
+    store: env.DATABASE_URL
+      ? {
+          kind: 'postgres',
+          url: env.DATABASE_URL,
+          poolMax: env.ENGRAM_PG_POOL_MAX,
+          connectTimeoutMs: env.ENGRAM_PG_CONNECT_TIMEOUT_MS,
+          statementTimeoutMs: env.ENGRAM_PG_STATEMENT_TIMEOUT_MS,
+        }
+      : { kind: 'sqlite', file: resolve(dataDir, 'engram.db') },
+    logLevel: env.ENGRAM_LOG_LEVEL,
+    bodyLimitBytes: env.ENGRAM_BODY_LIMIT_BYTES,
+    requestTimeoutMs: env.ENGRAM_REQUEST_TIMEOUT_MS,
+    maxHeaderBytes: env.ENGRAM_MAX_HEADER_BYTES,
+    shutdownTimeoutMs: env.ENGRAM_SHUTDOWN_TIMEOUT_MS,
+    deleteGraceMs: env.ENGRAM_DELETE_GRACE_DAYS * 86_400_000,
+    idempotencyTtlMs: env.ENGRAM_IDEMPOTENCY_TTL_HOURS * 3_600_000,
+    purgeIntervalMs: env.ENGRAM_PURGE_INTERVAL_MS,
+    bootstrapKey: env.ENGRAM_BOOTSTRAP_KEY,
+    keyFile: resolve(dataDir, 'api-key'),
+  };
+}

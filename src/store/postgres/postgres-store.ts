@@ -1,0 +1,488 @@
+import pg from 'pg';
+import type {
+  ApiKeyRow,
+  HistoryEntry,
+  HistoryOp,
+  IdempotencyRecord,
+  ListFilter,
+  MemoryRow,
+} from '../../memory/memory-types.ts';
+import { listConditions } from '../list-conditions.ts';
+import {
+  IdempotencyKeyTaken,
+  type Mutation,
+  type PlannedQuery,
+  type Store,
+  StoreUnavailable,
+} from '../store.ts';
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts';
+import {
+  MEMORY_COLUMNS,
+  MEMORY_RECORDSET,
+  type Raw,
+  toIdem,
+  toKey,
+  toRow,
+} from './postgres-rows.ts';
+
+/** Settings of a {@link PostgresStore}. */
+export interface PostgresStoreOptions {
+  /** Connection string; its `options` (e.g. `-c search_path=…`) reach the server. */
+  url: string;
+  poolMax: number;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+  logger?: { error(obj: object, msg: string): void };
+}
+
+/** A client idle longer than this is probed with `SELECT 1` before use. */
+const IDLE_CHECK_MS = 5_000;
+/** Key of the advisory lock that serializes migrations across instances ("engram"). */
+const MIGRATION_LOCK = 0x656e6772616d;
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+]);
+
+// pg reports a lost socket or an exhausted pool with plain Errors that carry no code.
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|timeout exceeded when trying to connect|is not queryable/;
+
+/** Whether an error means the server or the connection failed, not the statement. */
+function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err instanceof AggregateError && err.errors.some(isConnectionError)) return true;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) {
+    return true;
+  }
+  return UNAVAILABLE_MESSAGE.test(err.message);
+}
+
+/** Rewrites the `?` placeholders of `sql` as `$start`, `$start+1`, … */
+function numbered(sql: string, start: number): string {
+  let n = start;
+  return sql.replace(/\?/g, () => `$${n++}`);
+}
+
+type Query = { sql: string; params: unknown[] };
+
+const SELECT_MEMORY = `SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = $1 AND id = $2`;
+const SELECT_HISTORY =
+  'SELECT memory_id, version, op, at, snapshot FROM memory_history WHERE tenant = $1 AND memory_id = $2 ORDER BY version';
+const EXPORT_SQL = `SELECT ${MEMORY_COLUMNS} FROM memories
+  WHERE tenant = $1 AND user_id = $2 AND id > $3 AND deleted_at IS NULL
+    AND (expires_at IS NULL OR expires_at > $4)
+  ORDER BY id LIMIT $5`;
+// Chunked deletes select primary keys rather than ctids: a ctid changes when a concurrent
+// update moves the row, which would silently shrink the chunk.
+const ERASE_SQL = `DELETE FROM memories WHERE tenant = $1 AND id IN
+  (SELECT id FROM memories WHERE tenant = $1 AND user_id = $2 LIMIT $3)`;
+const PURGE_EXPIRED_SQL = `DELETE FROM memories WHERE (tenant, id) IN
+  (SELECT tenant, id FROM memories WHERE expires_at <= $1 LIMIT $2)`;
+const PURGE_DELETED_SQL = `DELETE FROM memories WHERE (tenant, id) IN
+  (SELECT tenant, id FROM memories WHERE deleted_at <= $1 LIMIT $2)`;
+const PURGE_IDEM_SQL = `DELETE FROM idempotency_keys WHERE (tenant, key) IN
+  (SELECT tenant, key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)`;
+const IDEM_COLUMNS = 'tenant, key, fingerprint, user_id, status, body, created_at, expires_at';
+const GET_IDEM_SQL = `SELECT ${IDEM_COLUMNS} FROM idempotency_keys
+  WHERE tenant = $1 AND key = $2 AND expires_at > $3`;
+const KEY_COLUMNS = 'id, tenant, hash, label, created_at, revoked_at';
+const FIND_KEY_SQL = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = $1`;
+
+/**
+ * The shared store: a pg pool. Connection failures surface as {@link StoreUnavailable};
+ * every write runs in one transaction that is committed before the method resolves.
+ */
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  readonly #pool: pg.Pool;
+  readonly #logger: PostgresStoreOptions['logger'];
+  /** When each client was last handed back to the pool. */
+  readonly #releasedAt = new WeakMap<pg.PoolClient, number>();
+  /** Clients whose state is unknown (a failed ROLLBACK): destroyed on release. */
+  readonly #broken = new WeakSet<pg.PoolClient>();
+  #ended: Promise<void> | undefined;
+
+  constructor(options: PostgresStoreOptions) {
+    this.#logger = options.logger;
+    const types = new pg.TypeOverrides();
+    // Epoch milliseconds fit a double exactly; pg returns INT8 as a string by default.
+    types.setTypeParser(20, Number);
+    this.#pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolMax,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      statement_timeout: options.statementTimeoutMs,
+      idleTimeoutMillis: 30_000,
+      application_name: 'engram',
+      types,
+    });
+    this.#pool.on('error', (err) => this.#logger?.error({ err }, 'idle PostgreSQL client failed'));
+  }
+
+  // A checked-out client has no pool listener: without ours, a dropped connection between
+  // two queries would emit an unhandled 'error' and crash the process.
+  readonly #onClientError = (err: Error): void => {
+    this.#logger?.error({ err }, 'PostgreSQL connection failed while in use');
+  };
+
+  async #acquire(): Promise<pg.PoolClient> {
+    for (let attempt = 0; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.#pool.connect();
+      } catch (err) {
+        throw new StoreUnavailable('cannot connect to PostgreSQL', { cause: err });
+      }
+      const releasedAt = this.#releasedAt.get(client);
+      if (releasedAt !== undefined && Date.now() - releasedAt > IDLE_CHECK_MS) {
+        try {
+          await client.query('SELECT 1');
+        } catch (err) {
+          client.release(err instanceof Error ? err : true);
+          if (attempt === 0) continue;
+          throw new StoreUnavailable('PostgreSQL connection failed its check', { cause: err });
+        }
+      }
+      client.on('error', this.#onClientError);
+      return client;
+    }
+  }
+
+  #release(client: pg.PoolClient, err?: Error): void {
+    client.off('error', this.#onClientError);
+    const destroy = err ?? (this.#broken.has(client) ? true : undefined);
+    if (!destroy) this.#releasedAt.set(client, Date.now());
+    client.release(destroy);
+  }
+
+  /** Runs `fn` on a checked-out client; connection failures become {@link StoreUnavailable}. */
+  async #using<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#acquire();
+    try {
+      const result = await fn(client);
+      this.#release(client);
+      return result;
+    } catch (err) {
+      if (isConnectionError(err)) {
+        this.#release(client, err as Error);
+        throw new StoreUnavailable('PostgreSQL connection failed', { cause: err });
+      }
+      this.#release(client);
+      throw err;
+    }
+  }
+
+  /** Runs `fn` inside BEGIN … COMMIT, rolling back when it throws. */
+  #transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.#using(async (client) => {
+      await client.query('BEGIN');
+      let result: T;
+      try {
+        result = await fn(client);
+      } catch (err) {
+        if (!isConnectionError(err)) {
+          await client.query('ROLLBACK').catch(() => this.#broken.add(client));
+        }
+        throw err;
+      }
+      await client.query('COMMIT');
+      return result;
+    });
+  }
+
+  async #all(sql: string, params: unknown[]): Promise<Raw[]> {
+    return this.#using(async (client) => (await client.query<Raw>(sql, params)).rows);
+  }
+
+  async #count(sql: string, params: unknown[]): Promise<number> {
+    return this.#using(async (client) => (await client.query(sql, params)).rowCount ?? 0);
+  }
+
+  async migrate(): Promise<number> {
+    return this.#transaction(async (client) => {
+      // Lock before CREATE TABLE IF NOT EXISTS: that statement races too.
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
+      );
+      const { rows } = await client.query<Raw>('SELECT version FROM schema_migrations');
+      const applied = new Set(rows.map((r) => r.version as number));
+      let count = 0;
+      for (const m of POSTGRES_MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        await client.query(m.sql);
+        await client.query(
+          'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
+          [m.version, m.name, Date.now()],
+        );
+        count++;
+      }
+      return count;
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.#all('SELECT 1', []);
+  }
+
+  async close(): Promise<void> {
+    this.#ended ??= this.#pool.end();
+    await this.#ended;
+  }
+
+  async #insertHistory(client: pg.PoolClient, row: MemoryRow, op: HistoryOp): Promise<void> {
+    await client.query(
+      'INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot) VALUES ($1, $2, $3, $4, $5, $6)',
+      [row.tenant, row.id, row.version, op, row.updatedAt, JSON.stringify(row)],
+    );
+  }
+
+  async #insertIdem(client: pg.PoolClient, rec: IdempotencyRecord): Promise<void> {
+    // An expired record that the purge has not reached yet may be replaced. A concurrent
+    // uncommitted insert of the same key makes this wait for it, then see its outcome.
+    const result = await client.query(
+      `INSERT INTO idempotency_keys (${IDEM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (tenant, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+         user_id = EXCLUDED.user_id, status = EXCLUDED.status, body = EXCLUDED.body,
+         created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+       WHERE idempotency_keys.expires_at <= EXCLUDED.created_at`,
+      [
+        rec.tenant,
+        rec.key,
+        rec.fingerprint,
+        rec.userId,
+        rec.status,
+        rec.body,
+        rec.createdAt,
+        rec.expiresAt,
+      ],
+    );
+    if (result.rowCount === 0) throw new IdempotencyKeyTaken(rec.key);
+  }
+
+  async insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
+    await this.#transaction(async (client) => {
+      if (rows.length > 0) {
+        // One JSON parameter per statement: a 1,000-row batch is two round trips.
+        const batch = JSON.stringify(rows);
+        await client.query(`INSERT INTO memories (${MEMORY_COLUMNS}) ${MEMORY_RECORDSET}`, [batch]);
+        await client.query(
+          `INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot)
+           SELECT e->>'tenant', e->>'id', (e->>'version')::integer, 'create',
+             (e->>'updatedAt')::bigint, e
+           FROM jsonb_array_elements($1::jsonb) AS e`,
+          [batch],
+        );
+      }
+      if (idem) await this.#insertIdem(client, idem);
+    });
+  }
+
+  async getMemory(tenant: string, id: string): Promise<MemoryRow | null> {
+    const [r] = await this.#all(SELECT_MEMORY, [tenant, id]);
+    return r ? toRow(r) : null;
+  }
+
+  async mutateMemory(
+    tenant: string,
+    id: string,
+    mutate: (current: MemoryRow) => Mutation,
+    idem?: (row: MemoryRow) => IdempotencyRecord,
+  ): Promise<MemoryRow | null> {
+    // When the memory is missing, the empty transaction commits: nothing was read or locked.
+    return this.#transaction(async (client): Promise<MemoryRow | null> => {
+      const [raw] = (await client.query<Raw>(`${SELECT_MEMORY} FOR UPDATE`, [tenant, id])).rows;
+      if (!raw) return null;
+      const { row, op } = mutate(toRow(raw));
+      await client.query(
+        `UPDATE memories SET content = $1, kind = $2, tags = $3::jsonb, metadata = $4::jsonb,
+           importance = $5, pinned = $6, updated_at = $7, expires_at = $8, deleted_at = $9,
+           version = $10
+         WHERE tenant = $11 AND id = $12`,
+        [
+          row.content,
+          row.kind,
+          JSON.stringify(row.tags),
+          JSON.stringify(row.metadata),
+          row.importance,
+          row.pinned,
+          row.updatedAt,
+          row.expiresAt,
+          row.deletedAt,
+          row.version,
+          tenant,
+          id,
+        ],
+      );
+      await this.#insertHistory(client, row, op);
+      if (idem) await this.#insertIdem(client, idem(row));
+      return row;
+    });
+  }
+
+  #listSql(tenant: string, filter: ListFilter): Query {
+    const cond = listConditions(filter, (tags) => ({
+      sql: 'tags @> ?::jsonb',
+      params: [JSON.stringify(tags)],
+    }));
+    const limit = cond.params.length + 3;
+    return {
+      sql: `SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = $1 AND user_id = $2 AND ${numbered(cond.sql, 3)} ORDER BY id DESC LIMIT $${limit}`,
+      params: [tenant, filter.userId, ...cond.params, filter.limit],
+    };
+  }
+
+  async listMemories(tenant: string, filter: ListFilter): Promise<MemoryRow[]> {
+    const { sql, params } = this.#listSql(tenant, filter);
+    return (await this.#all(sql, params)).map(toRow);
+  }
+
+  async listHistory(tenant: string, memoryId: string): Promise<HistoryEntry[]> {
+    const rows = await this.#all(SELECT_HISTORY, [tenant, memoryId]);
+    return rows.map((r) => ({
+      memoryId: r.memory_id as string,
+      version: r.version as number,
+      op: r.op as HistoryOp,
+      at: r.at as number,
+      snapshot: r.snapshot as MemoryRow,
+    }));
+  }
+
+  async exportMemories(
+    tenant: string,
+    userId: string,
+    afterId: string | null,
+    limit: number,
+    now: number,
+  ): Promise<MemoryRow[]> {
+    return (await this.#all(EXPORT_SQL, [tenant, userId, afterId ?? '', now, limit])).map(toRow);
+  }
+
+  async eraseUserChunk(tenant: string, userId: string, limit: number): Promise<number> {
+    return this.#count(ERASE_SQL, [tenant, userId, limit]);
+  }
+
+  async eraseUserIdempotency(tenant: string, userId: string): Promise<number> {
+    return this.#count('DELETE FROM idempotency_keys WHERE tenant = $1 AND user_id = $2', [
+      tenant,
+      userId,
+    ]);
+  }
+
+  async purgeExpired(now: number, limit: number): Promise<number> {
+    return this.#count(PURGE_EXPIRED_SQL, [now, limit]);
+  }
+
+  async purgeDeleted(cutoff: number, limit: number): Promise<number> {
+    return this.#count(PURGE_DELETED_SQL, [cutoff, limit]);
+  }
+
+  async purgeIdempotency(now: number, limit: number): Promise<number> {
+    return this.#count(PURGE_IDEM_SQL, [now, limit]);
+  }
+
+  async getIdempotency(
+    tenant: string,
+    key: string,
+    now: number,
+  ): Promise<IdempotencyRecord | null> {
+    const [r] = await this.#all(GET_IDEM_SQL, [tenant, key, now]);
+    return r ? toIdem(r) : null;
+  }
+
+  async putIdempotency(record: IdempotencyRecord): Promise<void> {
+    await this.#using((client) => this.#insertIdem(client, record));
+  }
+
+  async insertApiKey(key: ApiKeyRow): Promise<void> {
+    await this.#all(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)`, [
+      key.id,
+      key.tenant,
+      key.hash,
+      key.label,
+      key.createdAt,
+      key.revokedAt,
+    ]);
+  }
+
+  async findApiKey(id: string): Promise<ApiKeyRow | null> {
+    const [r] = await this.#all(FIND_KEY_SQL, [id]);
+    return r ? toKey(r) : null;
+  }
+
+  async listApiKeys(): Promise<ApiKeyRow[]> {
+    return (await this.#all(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id`, [])).map(
+      toKey,
+    );
+  }
+
+  async revokeApiKey(id: string, at: number): Promise<boolean> {
+    const changed = await this.#count(
+      'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
+      [at, id],
+    );
+    return changed > 0;
+  }
+
+  /** With sequential scans disabled, a "Seq Scan on memories" in the plan means no usable index. */
+  async explain(query: PlannedQuery): Promise<string> {
+    const id = '01J00000000000000000000000';
+    const plans: Record<PlannedQuery, Query> = {
+      getMemory: { sql: SELECT_MEMORY, params: ['t', id] },
+      listMemories: this.#listSql('t', { userId: 'u', limit: 50, now: 0 }),
+      listMemoriesFiltered: this.#listSql('t', {
+        userId: 'u',
+        limit: 50,
+        now: 0,
+        kind: 'fact',
+        tags: ['a', 'b'],
+        agentId: 'a',
+        pinned: true,
+        createdFrom: 0,
+        createdTo: 1,
+        updatedFrom: 0,
+        updatedTo: 1,
+        beforeId: id,
+      }),
+      listMemoriesBySession: this.#listSql('t', {
+        userId: 'u',
+        sessionId: 's',
+        limit: 50,
+        now: 0,
+      }),
+      listHistory: { sql: SELECT_HISTORY, params: ['t', id] },
+      exportMemories: { sql: EXPORT_SQL, params: ['t', 'u', '', 0, 500] },
+      eraseUserChunk: { sql: ERASE_SQL, params: ['t', 'u', 500] },
+      purgeExpired: { sql: PURGE_EXPIRED_SQL, params: [0, 500] },
+      purgeDeleted: { sql: PURGE_DELETED_SQL, params: [0, 500] },
+      getIdempotency: { sql: GET_IDEM_SQL, params: ['t', 'k', 0] },
+      findApiKey: { sql: FIND_KEY_SQL, params: ['k'] },
+    };
+    const { sql, params } = plans[query];
+    // SET LOCAL inside a rolled-back transaction: the setting cannot leak into the pool, and
+    // EXPLAIN without ANALYZE executes nothing anyway.
+    return this.#using(async (client) => {
+      await client.query('BEGIN');
+      try {
+        await client.query('SET LOCAL enable_seqscan = off');
+        const { rows } = await client.query<Raw>(`EXPLAIN ${sql}`, params);
+        return rows.map((r) => String(r['QUERY PLAN'])).join('\n');
+      } finally {
+        await client.query('ROLLBACK').catch(() => this.#broken.add(client));
+      }
+    });
+  }
+}

@@ -1,0 +1,77 @@
+/** One schema step; applied in order, recorded in `schema_migrations`. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** SQLite schema history. Never edit a released step: add a new one. */
+export const SQLITE_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'memories, history, idempotency, api keys',
+    sql: `
+      CREATE TABLE memories (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        agent_id TEXT,
+        session_id TEXT,
+        content TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        importance REAL NOT NULL,
+        pinned INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        deleted_at INTEGER,
+        access_count INTEGER NOT NULL DEFAULT 0,
+        last_accessed_at INTEGER,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (tenant, id)
+      );
+      CREATE INDEX memories_user ON memories (tenant, user_id, id);
+      CREATE INDEX memories_session ON memories (tenant, user_id, session_id, id)
+        WHERE session_id IS NOT NULL;
+      CREATE INDEX memories_expiry ON memories (expires_at) WHERE expires_at IS NOT NULL;
+      CREATE INDEX memories_deleted ON memories (deleted_at) WHERE deleted_at IS NOT NULL;
+
+      CREATE TABLE memory_history (
+        tenant TEXT NOT NULL,
+        memory_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        op TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        snapshot TEXT NOT NULL,
+        PRIMARY KEY (tenant, memory_id, version),
+        FOREIGN KEY (tenant, memory_id) REFERENCES memories (tenant, id) ON DELETE CASCADE
+      );
+
+      CREATE TABLE idempotency_keys (
+        tenant TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        user_id TEXT,
+        status INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, key)
+      );
+      CREATE INDEX idempotency_expiry ON idempotency_keys (expires_at);
+      CREATE INDEX idempotency_user ON idempotency_keys (tenant, user_id)
+        WHERE user_id IS NOT NULL;
+
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        label TEXT,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+    `,
+  },
+];

@@ -1,0 +1,407 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type {
+  ApiKeyRow,
+  HistoryEntry,
+  HistoryOp,
+  IdempotencyRecord,
+  ListFilter,
+  MemoryRow,
+} from '../../memory/memory-types.ts';
+import { listConditions } from '../list-conditions.ts';
+import { IdempotencyKeyTaken, type Mutation, type PlannedQuery, type Store } from '../store.ts';
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
+
+type Raw = Record<string, unknown>;
+
+const MEMORY_COLUMNS =
+  'tenant, id, user_id, agent_id, session_id, content, kind, tags, metadata, importance, pinned, ' +
+  'created_at, updated_at, expires_at, deleted_at, access_count, last_accessed_at, version';
+
+const bind = (params: unknown[]): unknown[] =>
+  params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p));
+
+function toRow(r: Raw): MemoryRow {
+  return {
+    tenant: r.tenant as string,
+    id: r.id as string,
+    userId: r.user_id as string,
+    agentId: (r.agent_id as string | null) ?? null,
+    sessionId: (r.session_id as string | null) ?? null,
+    content: r.content as string,
+    kind: r.kind as string,
+    tags: JSON.parse(r.tags as string),
+    metadata: JSON.parse(r.metadata as string),
+    importance: r.importance as number,
+    pinned: r.pinned === 1,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+    expiresAt: (r.expires_at as number | null) ?? null,
+    deletedAt: (r.deleted_at as number | null) ?? null,
+    accessCount: r.access_count as number,
+    lastAccessedAt: (r.last_accessed_at as number | null) ?? null,
+    version: r.version as number,
+  };
+}
+
+function toIdem(r: Raw): IdempotencyRecord {
+  return {
+    tenant: r.tenant as string,
+    key: r.key as string,
+    fingerprint: r.fingerprint as string,
+    userId: (r.user_id as string | null) ?? null,
+    status: r.status as number,
+    body: r.body as string,
+    createdAt: r.created_at as number,
+    expiresAt: r.expires_at as number,
+  };
+}
+
+function toKey(r: Raw): ApiKeyRow {
+  return {
+    id: r.id as string,
+    tenant: r.tenant as string,
+    hash: r.hash as Buffer,
+    label: (r.label as string | null) ?? null,
+    createdAt: r.created_at as number,
+    revokedAt: (r.revoked_at as number | null) ?? null,
+  };
+}
+
+/**
+ * The embedded store: one better-sqlite3 connection in WAL mode with `synchronous=FULL`, so
+ * that a committed write survives a crash or power loss. better-sqlite3 is synchronous, so
+ * every method runs its transaction to completion without yielding: no interleaving.
+ */
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.pragma('busy_timeout = 5000');
+  }
+
+  #stmt(sql: string): Database.Statement {
+    let stmt = this.#statements.get(sql);
+    if (!stmt) {
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  async migrate(): Promise<number> {
+    this.#db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+    );
+    const applied = new Set(
+      (this.#db.prepare('SELECT version FROM schema_migrations').all() as Raw[]).map(
+        (r) => r.version as number,
+      ),
+    );
+    let count = 0;
+    for (const m of SQLITE_MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      this.#db
+        .transaction(() => {
+          this.#db.exec(m.sql);
+          this.#db
+            .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+            .run(m.version, m.name, Date.now());
+        })
+        .immediate();
+      count++;
+    }
+    return count;
+  }
+
+  async ping(): Promise<void> {
+    this.#stmt('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #insertMemory(row: MemoryRow): void {
+    this.#stmt(
+      `INSERT INTO memories (${MEMORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      row.tenant,
+      row.id,
+      row.userId,
+      row.agentId,
+      row.sessionId,
+      row.content,
+      row.kind,
+      JSON.stringify(row.tags),
+      JSON.stringify(row.metadata),
+      row.importance,
+      row.pinned ? 1 : 0,
+      row.createdAt,
+      row.updatedAt,
+      row.expiresAt,
+      row.deletedAt,
+      row.accessCount,
+      row.lastAccessedAt,
+      row.version,
+    );
+  }
+
+  #insertHistory(row: MemoryRow, op: HistoryOp): void {
+    this.#stmt(
+      'INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(row.tenant, row.id, row.version, op, row.updatedAt, JSON.stringify(row));
+  }
+
+  #insertIdem(rec: IdempotencyRecord): void {
+    // An expired record that the purge has not reached yet may be replaced.
+    const result = this.#stmt(
+      `INSERT INTO idempotency_keys (tenant, key, fingerprint, user_id, status, body, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, key) DO UPDATE SET fingerprint = excluded.fingerprint,
+         user_id = excluded.user_id, status = excluded.status, body = excluded.body,
+         created_at = excluded.created_at, expires_at = excluded.expires_at
+       WHERE idempotency_keys.expires_at <= excluded.created_at`,
+    ).run(
+      rec.tenant,
+      rec.key,
+      rec.fingerprint,
+      rec.userId,
+      rec.status,
+      rec.body,
+      rec.createdAt,
+      rec.expiresAt,
+    );
+    if (result.changes === 0) throw new IdempotencyKeyTaken(rec.key);
+  }
+
+  async insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
+    this.#db
+      .transaction(() => {
+        for (const row of rows) {
+          this.#insertMemory(row);
+          this.#insertHistory(row, 'create');
+        }
+        if (idem) this.#insertIdem(idem);
+      })
+      .immediate();
+  }
+
+  async getMemory(tenant: string, id: string): Promise<MemoryRow | null> {
+    const r = this.#stmt(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND id = ?`).get(
+      tenant,
+      id,
+    ) as Raw | undefined;
+    return r ? toRow(r) : null;
+  }
+
+  async mutateMemory(
+    tenant: string,
+    id: string,
+    mutate: (current: MemoryRow) => Mutation,
+    idem?: (row: MemoryRow) => IdempotencyRecord,
+  ): Promise<MemoryRow | null> {
+    return this.#db
+      .transaction((): MemoryRow | null => {
+        const raw = this.#stmt(
+          `SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND id = ?`,
+        ).get(tenant, id) as Raw | undefined;
+        if (!raw) return null;
+        const { row, op } = mutate(toRow(raw));
+        this.#stmt(
+          `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, importance = ?,
+           pinned = ?, updated_at = ?, expires_at = ?, deleted_at = ?, version = ?
+         WHERE tenant = ? AND id = ?`,
+        ).run(
+          row.content,
+          row.kind,
+          JSON.stringify(row.tags),
+          JSON.stringify(row.metadata),
+          row.importance,
+          row.pinned ? 1 : 0,
+          row.updatedAt,
+          row.expiresAt,
+          row.deletedAt,
+          row.version,
+          tenant,
+          id,
+        );
+        this.#insertHistory(row, op);
+        if (idem) this.#insertIdem(idem(row));
+        return row;
+      })
+      .immediate();
+  }
+
+  #listSql(tenant: string, filter: ListFilter): { sql: string; params: unknown[] } {
+    const cond = listConditions(filter, (tags) => ({
+      sql: tags
+        .map(() => 'EXISTS (SELECT 1 FROM json_each(memories.tags) WHERE value = ?)')
+        .join(' AND '),
+      params: tags,
+    }));
+    return {
+      sql: `SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND user_id = ? AND ${cond.sql} ORDER BY id DESC LIMIT ?`,
+      params: bind([tenant, filter.userId, ...cond.params, filter.limit]),
+    };
+  }
+
+  async listMemories(tenant: string, filter: ListFilter): Promise<MemoryRow[]> {
+    const { sql, params } = this.#listSql(tenant, filter);
+    return (this.#stmt(sql).all(...params) as Raw[]).map(toRow);
+  }
+
+  async listHistory(tenant: string, memoryId: string): Promise<HistoryEntry[]> {
+    const rows = this.#stmt(
+      'SELECT memory_id, version, op, at, snapshot FROM memory_history WHERE tenant = ? AND memory_id = ? ORDER BY version',
+    ).all(tenant, memoryId) as Raw[];
+    return rows.map((r) => ({
+      memoryId: r.memory_id as string,
+      version: r.version as number,
+      op: r.op as HistoryOp,
+      at: r.at as number,
+      snapshot: JSON.parse(r.snapshot as string),
+    }));
+  }
+
+  #exportSql = `SELECT ${MEMORY_COLUMNS} FROM memories
+    WHERE tenant = ? AND user_id = ? AND id > ? AND deleted_at IS NULL
+      AND (expires_at IS NULL OR expires_at > ?)
+    ORDER BY id LIMIT ?`;
+
+  async exportMemories(
+    tenant: string,
+    userId: string,
+    afterId: string | null,
+    limit: number,
+    now: number,
+  ): Promise<MemoryRow[]> {
+    return (
+      this.#stmt(this.#exportSql).all(tenant, userId, afterId ?? '', now, limit) as Raw[]
+    ).map(toRow);
+  }
+
+  #eraseSql =
+    'DELETE FROM memories WHERE rowid IN (SELECT rowid FROM memories WHERE tenant = ? AND user_id = ? LIMIT ?)';
+
+  async eraseUserChunk(tenant: string, userId: string, limit: number): Promise<number> {
+    return this.#stmt(this.#eraseSql).run(tenant, userId, limit).changes;
+  }
+
+  async eraseUserIdempotency(tenant: string, userId: string): Promise<number> {
+    return this.#stmt('DELETE FROM idempotency_keys WHERE tenant = ? AND user_id = ?').run(
+      tenant,
+      userId,
+    ).changes;
+  }
+
+  #purgeExpiredSql =
+    'DELETE FROM memories WHERE rowid IN (SELECT rowid FROM memories WHERE expires_at <= ? LIMIT ?)';
+  #purgeDeletedSql =
+    'DELETE FROM memories WHERE rowid IN (SELECT rowid FROM memories WHERE deleted_at <= ? LIMIT ?)';
+
+  async purgeExpired(now: number, limit: number): Promise<number> {
+    return this.#stmt(this.#purgeExpiredSql).run(now, limit).changes;
+  }
+
+  async purgeDeleted(cutoff: number, limit: number): Promise<number> {
+    return this.#stmt(this.#purgeDeletedSql).run(cutoff, limit).changes;
+  }
+
+  async purgeIdempotency(now: number, limit: number): Promise<number> {
+    return this.#stmt(
+      'DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)',
+    ).run(now, limit).changes;
+  }
+
+  #getIdemSql = 'SELECT * FROM idempotency_keys WHERE tenant = ? AND key = ? AND expires_at > ?';
+
+  async getIdempotency(
+    tenant: string,
+    key: string,
+    now: number,
+  ): Promise<IdempotencyRecord | null> {
+    const r = this.#stmt(this.#getIdemSql).get(tenant, key, now) as Raw | undefined;
+    return r ? toIdem(r) : null;
+  }
+
+  async putIdempotency(record: IdempotencyRecord): Promise<void> {
+    this.#insertIdem(record);
+  }
+
+  async insertApiKey(key: ApiKeyRow): Promise<void> {
+    this.#stmt(
+      'INSERT INTO api_keys (id, tenant, hash, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(key.id, key.tenant, key.hash, key.label, key.createdAt, key.revokedAt);
+  }
+
+  async findApiKey(id: string): Promise<ApiKeyRow | null> {
+    const r = this.#stmt('SELECT * FROM api_keys WHERE id = ?').get(id) as Raw | undefined;
+    return r ? toKey(r) : null;
+  }
+
+  async listApiKeys(): Promise<ApiKeyRow[]> {
+    return (this.#stmt('SELECT * FROM api_keys ORDER BY created_at').all() as Raw[]).map(toKey);
+  }
+
+  async revokeApiKey(id: string, at: number): Promise<boolean> {
+    return (
+      this.#stmt('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(
+        at,
+        id,
+      ).changes > 0
+    );
+  }
+
+  async explain(query: PlannedQuery): Promise<string> {
+    const id = '01J00000000000000000000000';
+    const plans: Record<PlannedQuery, { sql: string; params: unknown[] }> = {
+      getMemory: {
+        sql: `SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND id = ?`,
+        params: ['t', id],
+      },
+      listMemories: this.#listSql('t', { userId: 'u', limit: 50, now: 0 }),
+      listMemoriesFiltered: this.#listSql('t', {
+        userId: 'u',
+        limit: 50,
+        now: 0,
+        kind: 'fact',
+        tags: ['a', 'b'],
+        agentId: 'a',
+        pinned: true,
+        createdFrom: 0,
+        createdTo: 1,
+        updatedFrom: 0,
+        updatedTo: 1,
+        beforeId: id,
+      }),
+      listMemoriesBySession: this.#listSql('t', {
+        userId: 'u',
+        sessionId: 's',
+        limit: 50,
+        now: 0,
+      }),
+      listHistory: {
+        sql: 'SELECT memory_id, version, op, at, snapshot FROM memory_history WHERE tenant = ? AND memory_id = ? ORDER BY version',
+        params: ['t', id],
+      },
+      exportMemories: { sql: this.#exportSql, params: ['t', 'u', '', 0, 500] },
+      eraseUserChunk: { sql: this.#eraseSql, params: ['t', 'u', 500] },
+      purgeExpired: { sql: this.#purgeExpiredSql, params: [0, 500] },
+      purgeDeleted: { sql: this.#purgeDeletedSql, params: [0, 500] },
+      getIdempotency: { sql: this.#getIdemSql, params: ['t', 'k', 0] },
+      findApiKey: { sql: 'SELECT * FROM api_keys WHERE id = ?', params: ['k'] },
+    };
+    const { sql, params } = plans[query];
+    const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...bind(params)) as Raw[];
+    return rows.map((r) => String(r.detail)).join('\n');
+  }
+}

@@ -1,0 +1,111 @@
+import type {
+  ApiKeyRow,
+  HistoryEntry,
+  HistoryOp,
+  IdempotencyRecord,
+  ListFilter,
+  MemoryRow,
+} from '../memory/memory-types.ts';
+
+/** The result of a mutation callback: the next state of the memory and what to record. */
+export interface Mutation {
+  row: MemoryRow;
+  op: HistoryOp;
+}
+
+/** Names of the queries whose plans the index test reads. */
+export const PLANNED_QUERIES = [
+  'getMemory',
+  'listMemories',
+  'listMemoriesFiltered',
+  'listMemoriesBySession',
+  'listHistory',
+  'exportMemories',
+  'eraseUserChunk',
+  'purgeExpired',
+  'purgeDeleted',
+  'getIdempotency',
+  'findApiKey',
+] as const;
+
+/** A query name from {@link PLANNED_QUERIES}. */
+export type PlannedQuery = (typeof PLANNED_QUERIES)[number];
+
+/**
+ * The system of record. Each method is one transaction: a write resolves only once it is
+ * committed (durably: SQLite `synchronous=FULL`, PostgreSQL commit).
+ */
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Applies pending migrations; returns how many were applied. */
+  migrate(): Promise<number>;
+  /** Resolves when the store answers a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  /**
+   * Inserts memories (and a `create` history entry for each) in one transaction, together
+   * with the idempotency record when given. Throws {@link IdempotencyKeyTaken} when another
+   * request committed the same key first; nothing is written then.
+   */
+  insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void>;
+  /** One memory by id within a tenant, deleted or expired ones included (callers decide). */
+  getMemory(tenant: string, id: string): Promise<MemoryRow | null>;
+  /**
+   * Reads a memory under a row lock, applies `mutate` (a synchronous function that may throw
+   * to abort), writes the result and a history entry, and the idempotency record built from
+   * the new row when `idem` is given. Returns null when the memory does not exist.
+   */
+  mutateMemory(
+    tenant: string,
+    id: string,
+    mutate: (current: MemoryRow) => Mutation,
+    idem?: (row: MemoryRow) => IdempotencyRecord,
+  ): Promise<MemoryRow | null>;
+  /** A page of a user's live memories, newest first. */
+  listMemories(tenant: string, filter: ListFilter): Promise<MemoryRow[]>;
+  /** All history entries of a memory, oldest first. */
+  listHistory(tenant: string, memoryId: string): Promise<HistoryEntry[]>;
+  /** A chunk of a user's live memories in ascending id order, after `afterId`. */
+  exportMemories(
+    tenant: string,
+    userId: string,
+    afterId: string | null,
+    limit: number,
+    now: number,
+  ): Promise<MemoryRow[]>;
+  /** Deletes up to `limit` of a user's memories (with their history); returns the count. */
+  eraseUserChunk(tenant: string, userId: string, limit: number): Promise<number>;
+  /** Deletes the user's remembered idempotent responses; returns the count. */
+  eraseUserIdempotency(tenant: string, userId: string): Promise<number>;
+  /** Hard-deletes up to `limit` memories whose `expiresAt` is at or before `now`. */
+  purgeExpired(now: number, limit: number): Promise<number>;
+  /** Hard-deletes up to `limit` memories soft-deleted at or before `cutoff`. */
+  purgeDeleted(cutoff: number, limit: number): Promise<number>;
+  /** Deletes up to `limit` idempotency records that expired at or before `now`. */
+  purgeIdempotency(now: number, limit: number): Promise<number>;
+
+  /** The live idempotency record of a key, or null. */
+  getIdempotency(tenant: string, key: string, now: number): Promise<IdempotencyRecord | null>;
+  /** Stores an idempotency record; throws {@link IdempotencyKeyTaken} if the key exists. */
+  putIdempotency(record: IdempotencyRecord): Promise<void>;
+
+  insertApiKey(key: ApiKeyRow): Promise<void>;
+  findApiKey(id: string): Promise<ApiKeyRow | null>;
+  listApiKeys(): Promise<ApiKeyRow[]>;
+  /** Marks a key revoked; returns false when no active key has that id. */
+  revokeApiKey(id: string, at: number): Promise<boolean>;
+
+  /** The query plan of a named query, as text (for the index test). */
+  explain(query: PlannedQuery): Promise<string>;
+}
+
+/** Raised when an idempotency key was committed by a concurrent request. */
+export class IdempotencyKeyTaken extends Error {
+  override name = 'IdempotencyKeyTaken';
+}
+
+/** Raised when the store cannot be reached or fails for reasons outside the request. */
+export class StoreUnavailable extends Error {
+  override name = 'StoreUnavailable';
+}
