@@ -1,0 +1,327 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { newMemoryId } from '../../src/memory/ids.ts';
+import type { IdempotencyRecord, MemoryRow } from '../../src/memory/memory-types.ts';
+import { IdempotencyKeyTaken, PLANNED_QUERIES, type Store } from '../../src/store/store.ts';
+import type { TestStore } from '../helpers/stores.ts';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+let seq = 0;
+
+/** A memory row with sensible defaults; ids follow creation time. */
+export function row(overrides: Partial<MemoryRow> = {}): MemoryRow {
+  const createdAt = overrides.createdAt ?? T0 + seq++;
+  return {
+    tenant: 'acme',
+    id: newMemoryId(createdAt, Number.MAX_SAFE_INTEGER),
+    userId: 'alice',
+    agentId: null,
+    sessionId: null,
+    content: `memory ${seq}`,
+    kind: 'fact',
+    tags: [],
+    metadata: {},
+    importance: 0.5,
+    pinned: false,
+    createdAt,
+    updatedAt: createdAt,
+    expiresAt: null,
+    deletedAt: null,
+    accessCount: 0,
+    lastAccessedAt: null,
+    version: 1,
+    ...overrides,
+  };
+}
+
+function idem(overrides: Partial<IdempotencyRecord> = {}): IdempotencyRecord {
+  return {
+    tenant: 'acme',
+    key: `k-${seq++}`,
+    fingerprint: 'fp',
+    userId: 'alice',
+    status: 201,
+    body: '{"ok":true}',
+    createdAt: T0,
+    expiresAt: T0 + 60_000,
+    ...overrides,
+  };
+}
+
+const ids = (rows: MemoryRow[]): string[] => rows.map((r) => r.id);
+
+/** A line of a query plan that reads a whole memories table. */
+export function fullScans(plan: string): string[] {
+  return plan
+    .split('\n')
+    .filter(
+      (line) =>
+        /\bSCAN (memories|memory_history)\b/.test(line) ||
+        /Seq Scan on (memories|memory_history)\b/.test(line),
+    );
+}
+
+/**
+ * The behaviour every {@link Store} must have, run against each adapter. `open` returns a
+ * freshly migrated, empty store.
+ */
+export function storeContract(
+  name: string,
+  open: () => Promise<TestStore>,
+  skip: string | false = false,
+): void {
+  describe(`store contract: ${name}`, { skip }, () => {
+    let ts: TestStore;
+    let store: Store;
+    let user = 0;
+    // Each test works on its own user so that tests do not see each other's rows.
+    const freshUser = (): string => `user-${user++}`;
+
+    before(async () => {
+      ts = await open();
+      store = ts.store;
+    });
+    after(async () => {
+      await ts?.dispose();
+    });
+
+    it('migrates idempotently and answers ping', async () => {
+      assert.equal(await store.migrate(), 0);
+      await store.ping();
+    });
+
+    it('round-trips every field of a memory', async () => {
+      const r = row({
+        userId: freshUser(),
+        agentId: 'agent-1',
+        sessionId: 'sess-1',
+        content: 'Ünïcødé 💾 and "quotes"',
+        kind: 'preference',
+        tags: ['a', 'b'],
+        metadata: { n: 1, nested: { list: [1, 'two', null], ok: true } },
+        importance: 0.25,
+        pinned: true,
+        expiresAt: T0 + 10 ** 10,
+        accessCount: 3,
+        lastAccessedAt: T0 + 5,
+      });
+      await store.insertMemories([r]);
+      assert.deepEqual(await store.getMemory('acme', r.id), r);
+    });
+
+    it('scopes reads by tenant', async () => {
+      const r = row({ userId: freshUser() });
+      await store.insertMemories([r]);
+      assert.equal(await store.getMemory('other', r.id), null);
+      assert.deepEqual(
+        await store.listMemories('other', { userId: r.userId, limit: 10, now: T0 }),
+        [],
+      );
+    });
+
+    it('lists newest first, hiding deleted and expired memories', async () => {
+      const userId = freshUser();
+      const live = [row({ userId }), row({ userId }), row({ userId })];
+      const deleted = row({ userId, deletedAt: T0 });
+      const expired = row({ userId, expiresAt: T0 + 100 });
+      await store.insertMemories([...live, deleted, expired]);
+      const listed = await store.listMemories('acme', { userId, limit: 10, now: T0 + 100 });
+      assert.deepEqual(ids(listed), ids(live).reverse());
+      const before = await store.listMemories('acme', { userId, limit: 10, now: T0 + 99 });
+      assert.equal(before.length, 4, 'not yet expired memory is listed');
+    });
+
+    it('applies every filter and keyset pagination', async () => {
+      const userId = freshUser();
+      const a = row({ userId, kind: 'event', tags: ['x', 'y'], agentId: 'ag', pinned: true });
+      const b = row({ userId, kind: 'event', tags: ['x'], sessionId: 's1' });
+      const c = row({
+        userId,
+        kind: 'fact',
+        tags: ['y'],
+        sessionId: 's1',
+        updatedAt: T0 + 10 ** 6,
+      });
+      await store.insertMemories([a, b, c]);
+      const list = (f: object) =>
+        store.listMemories('acme', { userId, limit: 10, now: T0, ...f }).then(ids);
+      assert.deepEqual(await list({ kind: 'event' }), [b.id, a.id]);
+      assert.deepEqual(await list({ tags: ['x'] }), [b.id, a.id]);
+      assert.deepEqual(await list({ tags: ['x', 'y'] }), [a.id]);
+      assert.deepEqual(await list({ agentId: 'ag' }), [a.id]);
+      assert.deepEqual(await list({ sessionId: 's1' }), [c.id, b.id]);
+      assert.deepEqual(await list({ pinned: true }), [a.id]);
+      assert.deepEqual(await list({ pinned: false }), [c.id, b.id]);
+      assert.deepEqual(await list({ createdFrom: b.createdAt }), [c.id, b.id]);
+      assert.deepEqual(await list({ createdTo: b.createdAt }), [a.id]);
+      assert.deepEqual(await list({ updatedFrom: T0 + 10 ** 6 }), [c.id]);
+      assert.deepEqual(await list({ updatedTo: T0 + 10 ** 6 }), [b.id, a.id]);
+      assert.deepEqual(await list({ limit: 1 }), [c.id]);
+      assert.deepEqual(await list({ beforeId: c.id, limit: 1 }), [b.id]);
+      assert.deepEqual(await list({ beforeId: b.id }), [a.id]);
+    });
+
+    it('inserts a batch all or nothing', async () => {
+      const userId = freshUser();
+      const first = row({ userId });
+      // The same id twice violates the primary key in the middle of the batch.
+      const batch = [row({ userId }), first, row({ userId }), { ...first }];
+      await assert.rejects(store.insertMemories(batch));
+      assert.deepEqual(await store.listMemories('acme', { userId, limit: 10, now: T0 }), []);
+    });
+
+    it('records a create history entry and mutates under the row lock', async () => {
+      const r = row({ userId: freshUser() });
+      await store.insertMemories([r]);
+      const next = await store.mutateMemory('acme', r.id, (cur) => ({
+        op: 'update',
+        row: {
+          ...cur,
+          content: 'changed',
+          tags: ['t'],
+          version: cur.version + 1,
+          updatedAt: T0 + 9,
+        },
+      }));
+      assert.equal(next?.content, 'changed');
+      assert.deepEqual(await store.getMemory('acme', r.id), next);
+      const history = await store.listHistory('acme', r.id);
+      assert.deepEqual(
+        history.map((h) => [h.version, h.op, h.snapshot.content]),
+        [
+          [1, 'create', r.content],
+          [2, 'update', 'changed'],
+        ],
+      );
+      assert.equal(history[1]?.at, T0 + 9);
+    });
+
+    it('rolls a mutation back when the callback throws, and returns null when absent', async () => {
+      const r = row({ userId: freshUser() });
+      await store.insertMemories([r]);
+      await assert.rejects(
+        store.mutateMemory('acme', r.id, () => {
+          throw new Error('abort');
+        }),
+        /abort/,
+      );
+      assert.deepEqual(await store.getMemory('acme', r.id), r);
+      assert.equal(
+        await store.mutateMemory('other', r.id, (cur) => ({ op: 'update', row: cur })),
+        null,
+      );
+      assert.equal((await store.listHistory('acme', r.id)).length, 1);
+    });
+
+    it('commits the idempotency record with the write, and refuses a taken key', async () => {
+      const userId = freshUser();
+      const record = idem({ userId });
+      const r1 = row({ userId });
+      await store.insertMemories([r1], record);
+      assert.deepEqual(await store.getIdempotency('acme', record.key, T0), record);
+      const r2 = row({ userId });
+      await assert.rejects(
+        store.insertMemories([r2], { ...record, body: 'x' }),
+        IdempotencyKeyTaken,
+      );
+      assert.equal(await store.getMemory('acme', r2.id), null, 'nothing written with a taken key');
+      const r3 = row({ userId });
+      await assert.rejects(
+        store.mutateMemory(
+          'acme',
+          r1.id,
+          (cur) => ({ op: 'update', row: { ...cur, content: 'no', version: 2 } }),
+          () => record,
+        ),
+        IdempotencyKeyTaken,
+      );
+      assert.equal((await store.getMemory('acme', r1.id))?.content, r1.content);
+      assert.equal(await store.getMemory('acme', r3.id), null);
+      // Another tenant has its own key space.
+      await store.putIdempotency({ ...record, tenant: 'other' });
+    });
+
+    it('hides expired idempotency records and lets them be replaced', async () => {
+      const record = idem({ expiresAt: T0 + 10 });
+      await store.putIdempotency(record);
+      assert.equal(await store.getIdempotency('acme', record.key, T0 + 10), null);
+      const replacement = { ...record, createdAt: T0 + 10, expiresAt: T0 + 20, body: 'new' };
+      await store.putIdempotency(replacement);
+      assert.equal((await store.getIdempotency('acme', record.key, T0 + 11))?.body, 'new');
+      await assert.rejects(
+        store.putIdempotency({ ...replacement, createdAt: T0 + 11 }),
+        IdempotencyKeyTaken,
+      );
+    });
+
+    it('exports a user in ascending chunks without deleted or expired memories', async () => {
+      const userId = freshUser();
+      const live = Array.from({ length: 5 }, () => row({ userId }));
+      await store.insertMemories([
+        ...live,
+        row({ userId, deletedAt: T0 }),
+        row({ userId, expiresAt: T0 }),
+      ]);
+      const first = await store.exportMemories('acme', userId, null, 3, T0);
+      const second = await store.exportMemories('acme', userId, first.at(-1)?.id ?? null, 3, T0);
+      assert.deepEqual([...ids(first), ...ids(second)], ids(live));
+    });
+
+    it('erases a user in chunks with history, leaving other users alone', async () => {
+      const userId = freshUser();
+      const bystander = row({ userId: freshUser() });
+      const rows = Array.from({ length: 7 }, () => row({ userId }));
+      await store.insertMemories([...rows, bystander]);
+      await store.putIdempotency(idem({ userId }));
+      assert.equal(await store.eraseUserChunk('acme', userId, 5), 5);
+      assert.equal(await store.eraseUserChunk('acme', userId, 5), 2);
+      assert.equal(await store.eraseUserChunk('acme', userId, 5), 0);
+      assert.deepEqual(await store.listHistory('acme', rows[0]?.id ?? ''), []);
+      assert.equal(await store.eraseUserIdempotency('acme', userId), 1);
+      assert.ok(await store.getMemory('acme', bystander.id));
+    });
+
+    it('purges expired, long-deleted and stale idempotency rows in chunks', async () => {
+      const userId = freshUser();
+      const now = T0 + 10 ** 9;
+      const expired = [row({ userId, expiresAt: now - 1 }), row({ userId, expiresAt: now })];
+      const deleted = row({ userId, deletedAt: now - 1000 });
+      const keep = [row({ userId, expiresAt: now + 1 }), row({ userId, deletedAt: now - 10 })];
+      await store.insertMemories([...expired, deleted, ...keep]);
+      assert.equal(await store.purgeExpired(now, 1), 1);
+      assert.ok((await store.purgeExpired(now, 100)) >= 1);
+      assert.ok((await store.purgeDeleted(now - 100, 100)) >= 1);
+      for (const r of [...expired, deleted])
+        assert.equal(await store.getMemory('acme', r.id), null);
+      for (const r of keep) assert.ok(await store.getMemory('acme', r.id));
+      await store.putIdempotency(idem({ expiresAt: T0 + 1 }));
+      assert.ok((await store.purgeIdempotency(T0 + 1, 100)) >= 1);
+    });
+
+    it('stores API keys by id with their hash, and revokes them once', async () => {
+      const key = {
+        id: `k${seq++}`,
+        tenant: 'acme',
+        hash: Buffer.alloc(32, 7),
+        label: 'test',
+        createdAt: T0,
+        revokedAt: null,
+      };
+      await store.insertApiKey(key);
+      assert.deepEqual(await store.findApiKey(key.id), key);
+      assert.ok((await store.listApiKeys()).some((k) => k.id === key.id));
+      assert.equal(await store.revokeApiKey(key.id, T0 + 1), true);
+      assert.equal(await store.revokeApiKey(key.id, T0 + 2), false);
+      assert.equal((await store.findApiKey(key.id))?.revokedAt, T0 + 1);
+      assert.equal(await store.findApiKey('missing'), null);
+    });
+
+    it('has an index for every list, get and lookup query (no full scan of memories)', async () => {
+      for (const query of PLANNED_QUERIES) {
+        const plan = await store.explain(query);
+        assert.ok(plan.length > 0, `${query}: empty plan`);
+        assert.deepEqual(fullScans(plan), [], `${query} scans a whole table:\n${plan}`);
+      }
+    });
+  });
+}
