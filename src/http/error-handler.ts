@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EngramError, type ErrorCode, type ErrorDetail, errorBody } from '../errors.ts';
-import { StoreUnavailable } from '../store/store.ts';
+import { isStoreUnavailable } from '../store/store.ts';
 
 // Fastify's own error codes, mapped to ours.
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -40,7 +40,7 @@ export function validationDetails(
 /** Turns any thrown value into an {@link EngramError}; unknown failures become ENGRAM_INTERNAL. */
 export function toEngramError(err: unknown): EngramError {
   if (err instanceof EngramError) return err;
-  if (err instanceof StoreUnavailable) {
+  if (isStoreUnavailable(err)) {
     return new EngramError('ENGRAM_STORE_UNAVAILABLE', {
       headers: { 'retry-after': '1' },
       cause: err,

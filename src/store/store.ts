@@ -109,3 +109,13 @@ export class IdempotencyKeyTaken extends Error {
 export class StoreUnavailable extends Error {
   override name = 'StoreUnavailable';
 }
+
+// SQLite reports a locked, full or failing database with these result codes.
+const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY)/;
+
+/** Whether an error means the store could not do its work now (503), not a bad request. */
+export function isStoreUnavailable(err: unknown): boolean {
+  if (err instanceof StoreUnavailable) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && SQLITE_UNAVAILABLE.test(code);
+}

@@ -53,6 +53,7 @@ const UNAVAILABLE_CODES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
+  '57014', // query_canceled: statement_timeout hit, the store is too slow to answer now
 ]);
 
 // pg reports a lost socket or an exhausted pool with plain Errors that carry no code.
