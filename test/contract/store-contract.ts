@@ -170,6 +170,32 @@ export function storeContract(
       assert.deepEqual(await store.listMemories('acme', { userId, limit: 10, now: T0 }), []);
     });
 
+    it('keeps a large batch invisible until it commits, and rolls all of it back', async () => {
+      const userId = freshUser();
+      const taken = idem({ userId });
+      await store.putIdempotency(taken);
+      const rows = Array.from({ length: 1000 }, () => row({ userId }));
+      let settled = false;
+      const outcome = store.insertMemories(rows, { ...taken, body: 'late' }).then(
+        () => 'committed',
+        (err: unknown) => err,
+      );
+      void outcome.then(() => {
+        settled = true;
+      });
+      const seen = new Set<number>();
+      while (!settled) {
+        seen.add((await store.listMemories('acme', { userId, limit: 5, now: T0 })).length);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.ok((await outcome) instanceof IdempotencyKeyTaken);
+      assert.deepEqual([...seen], [0], 'a reader saw rows of an uncommitted batch');
+      assert.equal(await store.getMemory('acme', rows[999]?.id ?? ''), null);
+      const ok = Array.from({ length: 1000 }, () => row({ userId }));
+      await store.insertMemories(ok);
+      assert.equal((await store.exportMemories('acme', userId, null, 2000, T0)).length, 1000);
+    });
+
     it('records a create history entry and mutates under the row lock', async () => {
       const r = row({ userId: freshUser() });
       await store.insertMemories([r]);

@@ -9,6 +9,7 @@ import type {
   ListFilter,
   MemoryRow,
 } from '../../memory/memory-types.ts';
+import { yieldToLoop } from '../../util/yield.ts';
 import { listConditions } from '../list-conditions.ts';
 import { IdempotencyKeyTaken, type Mutation, type PlannedQuery, type Store } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
@@ -69,18 +70,27 @@ function toKey(r: Raw): ApiKeyRow {
   };
 }
 
+/** Rows per step of a large batch insert: each step stays within a few milliseconds. */
+const INSERT_CHUNK = 100;
+
 /**
- * The embedded store: one better-sqlite3 connection in WAL mode with `synchronous=FULL`, so
- * that a committed write survives a crash or power loss. better-sqlite3 is synchronous, so
- * every method runs its transaction to completion without yielding: no interleaving.
+ * The embedded store, in WAL mode with `synchronous=FULL` so that a committed write survives a
+ * crash or power loss. Two connections: the writer, whose transactions are serialized by an
+ * async lock (a large batch commits in chunks with yields between them, and nothing else may
+ * run inside its transaction meanwhile), and a reader, which sees only committed data.
  */
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   readonly #db: Database.Database;
+  readonly #file: string;
+  #reader: Database.Database | undefined;
   readonly #statements = new Map<string, Database.Statement>();
+  readonly #readStatements = new Map<string, Database.Statement>();
+  #lock: Promise<unknown> = Promise.resolve();
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.#file = file;
     this.#db = new Database(file);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
@@ -88,6 +98,7 @@ export class SqliteStore implements Store {
     this.#db.pragma('busy_timeout = 5000');
   }
 
+  /** A cached statement on the writer connection. */
   #stmt(sql: string): Database.Statement {
     let stmt = this.#statements.get(sql);
     if (!stmt) {
@@ -95,6 +106,30 @@ export class SqliteStore implements Store {
       this.#statements.set(sql, stmt);
     }
     return stmt;
+  }
+
+  /** A cached statement on the reader connection (opened after the schema exists). */
+  #read(sql: string): Database.Statement {
+    let stmt = this.#readStatements.get(sql);
+    if (!stmt) {
+      if (!this.#db.open) throw new TypeError('The database connection is not open');
+      if (!this.#reader) {
+        // An in-memory database is private to its connection: read through the writer.
+        this.#reader =
+          this.#file === ':memory:' ? this.#db : new Database(this.#file, { readonly: true });
+        this.#reader.pragma('busy_timeout = 5000');
+      }
+      stmt = this.#reader.prepare(sql);
+      this.#readStatements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** Runs `fn` holding the write lock, after every write queued before it. */
+  #write<T>(fn: () => T | Promise<T>): Promise<T> {
+    const result = this.#lock.then(fn);
+    this.#lock = result.catch(() => undefined);
+    return result;
   }
 
   async migrate(): Promise<number> {
@@ -123,10 +158,12 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    this.#stmt('SELECT 1').get();
+    this.#read('SELECT 1').get();
   }
 
   async close(): Promise<void> {
+    await this.#lock;
+    if (this.#reader?.open) this.#reader.close();
     if (this.#db.open) this.#db.close();
   }
 
@@ -183,62 +220,86 @@ export class SqliteStore implements Store {
     if (result.changes === 0) throw new IdempotencyKeyTaken(rec.key);
   }
 
-  async insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
-    this.#db
-      .transaction(() => {
-        for (const row of rows) {
-          this.#insertMemory(row);
-          this.#insertHistory(row, 'create');
+  #insertRows(rows: MemoryRow[]): void {
+    for (const row of rows) {
+      this.#insertMemory(row);
+      this.#insertHistory(row, 'create');
+    }
+  }
+
+  insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
+    return this.#write(async () => {
+      if (rows.length <= INSERT_CHUNK) {
+        this.#db
+          .transaction(() => {
+            this.#insertRows(rows);
+            if (idem) this.#insertIdem(idem);
+          })
+          .immediate();
+        return;
+      }
+      // One transaction in chunks; the write lock keeps other writes out of it meanwhile.
+      this.#stmt('BEGIN IMMEDIATE').run();
+      try {
+        for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+          if (i > 0) await yieldToLoop();
+          this.#insertRows(rows.slice(i, i + INSERT_CHUNK));
         }
         if (idem) this.#insertIdem(idem);
-      })
-      .immediate();
+        this.#stmt('COMMIT').run();
+      } catch (err) {
+        if (this.#db.inTransaction) this.#stmt('ROLLBACK').run();
+        throw err;
+      }
+    });
   }
 
   async getMemory(tenant: string, id: string): Promise<MemoryRow | null> {
-    const r = this.#stmt(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND id = ?`).get(
+    const r = this.#read(`SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND id = ?`).get(
       tenant,
       id,
     ) as Raw | undefined;
     return r ? toRow(r) : null;
   }
 
-  async mutateMemory(
+  mutateMemory(
     tenant: string,
     id: string,
     mutate: (current: MemoryRow) => Mutation,
     idem?: (row: MemoryRow) => IdempotencyRecord,
   ): Promise<MemoryRow | null> {
-    return this.#db
-      .transaction((): MemoryRow | null => {
-        const raw = this.#stmt(
-          `SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND id = ?`,
-        ).get(tenant, id) as Raw | undefined;
-        if (!raw) return null;
-        const { row, op } = mutate(toRow(raw));
-        this.#stmt(
-          `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, importance = ?,
+    return this.#write(() =>
+      this.#db
+        .transaction((): MemoryRow | null => {
+          const raw = this.#stmt(
+            `SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND id = ?`,
+          ).get(tenant, id) as Raw | undefined;
+          if (!raw) return null;
+          const { row, op } = mutate(toRow(raw));
+          this.#stmt(
+            `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, importance = ?,
            pinned = ?, updated_at = ?, expires_at = ?, deleted_at = ?, version = ?
          WHERE tenant = ? AND id = ?`,
-        ).run(
-          row.content,
-          row.kind,
-          JSON.stringify(row.tags),
-          JSON.stringify(row.metadata),
-          row.importance,
-          row.pinned ? 1 : 0,
-          row.updatedAt,
-          row.expiresAt,
-          row.deletedAt,
-          row.version,
-          tenant,
-          id,
-        );
-        this.#insertHistory(row, op);
-        if (idem) this.#insertIdem(idem(row));
-        return row;
-      })
-      .immediate();
+          ).run(
+            row.content,
+            row.kind,
+            JSON.stringify(row.tags),
+            JSON.stringify(row.metadata),
+            row.importance,
+            row.pinned ? 1 : 0,
+            row.updatedAt,
+            row.expiresAt,
+            row.deletedAt,
+            row.version,
+            tenant,
+            id,
+          );
+          this.#insertHistory(row, op);
+          if (idem) this.#insertIdem(idem(row));
+          return row;
+        })
+        .immediate(),
+    );
   }
 
   #listSql(tenant: string, filter: ListFilter): { sql: string; params: unknown[] } {
@@ -256,11 +317,11 @@ export class SqliteStore implements Store {
 
   async listMemories(tenant: string, filter: ListFilter): Promise<MemoryRow[]> {
     const { sql, params } = this.#listSql(tenant, filter);
-    return (this.#stmt(sql).all(...params) as Raw[]).map(toRow);
+    return (this.#read(sql).all(...params) as Raw[]).map(toRow);
   }
 
   async listHistory(tenant: string, memoryId: string): Promise<HistoryEntry[]> {
-    const rows = this.#stmt(
+    const rows = this.#read(
       'SELECT memory_id, version, op, at, snapshot FROM memory_history WHERE tenant = ? AND memory_id = ? ORDER BY version',
     ).all(tenant, memoryId) as Raw[];
     return rows.map((r) => ({
@@ -285,22 +346,25 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<MemoryRow[]> {
     return (
-      this.#stmt(this.#exportSql).all(tenant, userId, afterId ?? '', now, limit) as Raw[]
+      this.#read(this.#exportSql).all(tenant, userId, afterId ?? '', now, limit) as Raw[]
     ).map(toRow);
   }
 
   #eraseSql =
     'DELETE FROM memories WHERE rowid IN (SELECT rowid FROM memories WHERE tenant = ? AND user_id = ? LIMIT ?)';
 
-  async eraseUserChunk(tenant: string, userId: string, limit: number): Promise<number> {
-    return this.#stmt(this.#eraseSql).run(tenant, userId, limit).changes;
+  eraseUserChunk(tenant: string, userId: string, limit: number): Promise<number> {
+    return this.#write(() => this.#stmt(this.#eraseSql).run(tenant, userId, limit).changes);
   }
 
-  async eraseUserIdempotency(tenant: string, userId: string): Promise<number> {
-    return this.#stmt('DELETE FROM idempotency_keys WHERE tenant = ? AND user_id = ?').run(
-      tenant,
-      userId,
-    ).changes;
+  eraseUserIdempotency(tenant: string, userId: string): Promise<number> {
+    return this.#write(
+      () =>
+        this.#stmt('DELETE FROM idempotency_keys WHERE tenant = ? AND user_id = ?').run(
+          tenant,
+          userId,
+        ).changes,
+    );
   }
 
   #purgeExpiredSql =
@@ -308,18 +372,21 @@ export class SqliteStore implements Store {
   #purgeDeletedSql =
     'DELETE FROM memories WHERE rowid IN (SELECT rowid FROM memories WHERE deleted_at <= ? LIMIT ?)';
 
-  async purgeExpired(now: number, limit: number): Promise<number> {
-    return this.#stmt(this.#purgeExpiredSql).run(now, limit).changes;
+  purgeExpired(now: number, limit: number): Promise<number> {
+    return this.#write(() => this.#stmt(this.#purgeExpiredSql).run(now, limit).changes);
   }
 
-  async purgeDeleted(cutoff: number, limit: number): Promise<number> {
-    return this.#stmt(this.#purgeDeletedSql).run(cutoff, limit).changes;
+  purgeDeleted(cutoff: number, limit: number): Promise<number> {
+    return this.#write(() => this.#stmt(this.#purgeDeletedSql).run(cutoff, limit).changes);
   }
 
-  async purgeIdempotency(now: number, limit: number): Promise<number> {
-    return this.#stmt(
-      'DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)',
-    ).run(now, limit).changes;
+  purgeIdempotency(now: number, limit: number): Promise<number> {
+    return this.#write(
+      () =>
+        this.#stmt(
+          'DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)',
+        ).run(now, limit).changes,
+    );
   }
 
   #getIdemSql = 'SELECT * FROM idempotency_keys WHERE tenant = ? AND key = ? AND expires_at > ?';
@@ -329,35 +396,38 @@ export class SqliteStore implements Store {
     key: string,
     now: number,
   ): Promise<IdempotencyRecord | null> {
-    const r = this.#stmt(this.#getIdemSql).get(tenant, key, now) as Raw | undefined;
+    const r = this.#read(this.#getIdemSql).get(tenant, key, now) as Raw | undefined;
     return r ? toIdem(r) : null;
   }
 
-  async putIdempotency(record: IdempotencyRecord): Promise<void> {
-    this.#insertIdem(record);
+  putIdempotency(record: IdempotencyRecord): Promise<void> {
+    return this.#write(() => this.#insertIdem(record));
   }
 
-  async insertApiKey(key: ApiKeyRow): Promise<void> {
-    this.#stmt(
-      'INSERT INTO api_keys (id, tenant, hash, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)',
-    ).run(key.id, key.tenant, key.hash, key.label, key.createdAt, key.revokedAt);
+  insertApiKey(key: ApiKeyRow): Promise<void> {
+    return this.#write(() => {
+      this.#stmt(
+        'INSERT INTO api_keys (id, tenant, hash, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ).run(key.id, key.tenant, key.hash, key.label, key.createdAt, key.revokedAt);
+    });
   }
 
   async findApiKey(id: string): Promise<ApiKeyRow | null> {
-    const r = this.#stmt('SELECT * FROM api_keys WHERE id = ?').get(id) as Raw | undefined;
+    const r = this.#read('SELECT * FROM api_keys WHERE id = ?').get(id) as Raw | undefined;
     return r ? toKey(r) : null;
   }
 
   async listApiKeys(): Promise<ApiKeyRow[]> {
-    return (this.#stmt('SELECT * FROM api_keys ORDER BY created_at').all() as Raw[]).map(toKey);
+    return (this.#read('SELECT * FROM api_keys ORDER BY created_at').all() as Raw[]).map(toKey);
   }
 
-  async revokeApiKey(id: string, at: number): Promise<boolean> {
-    return (
-      this.#stmt('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(
-        at,
-        id,
-      ).changes > 0
+  revokeApiKey(id: string, at: number): Promise<boolean> {
+    return this.#write(
+      () =>
+        this.#stmt('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(
+          at,
+          id,
+        ).changes > 0,
     );
   }
 
