@@ -8,6 +8,7 @@ import type {
   MemoryRow,
 } from '../../memory/memory-types.ts';
 import { listConditions } from '../list-conditions.ts';
+import { MEMORY_COLUMNS, PLAN_SAMPLES, type Raw, toIdem, toKey, toRow } from '../row-mapping.ts';
 import {
   IdempotencyKeyTaken,
   type Mutation,
@@ -16,14 +17,7 @@ import {
   StoreUnavailable,
 } from '../store.ts';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts';
-import {
-  MEMORY_COLUMNS,
-  MEMORY_RECORDSET,
-  type Raw,
-  toIdem,
-  toKey,
-  toRow,
-} from './postgres-rows.ts';
+import { MEMORY_RECORDSET } from './postgres-rows.ts';
 
 /** Settings of a {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -440,30 +434,12 @@ export class PostgresStore implements Store {
 
   /** With sequential scans disabled, a "Seq Scan on memories" in the plan means no usable index. */
   async explain(query: PlannedQuery): Promise<string> {
-    const id = '01J00000000000000000000000';
+    const { id } = PLAN_SAMPLES;
     const plans: Record<PlannedQuery, Query> = {
       getMemory: { sql: SELECT_MEMORY, params: ['t', id] },
-      listMemories: this.#listSql('t', { userId: 'u', limit: 50, now: 0 }),
-      listMemoriesFiltered: this.#listSql('t', {
-        userId: 'u',
-        limit: 50,
-        now: 0,
-        kind: 'fact',
-        tags: ['a', 'b'],
-        agentId: 'a',
-        pinned: true,
-        createdFrom: 0,
-        createdTo: 1,
-        updatedFrom: 0,
-        updatedTo: 1,
-        beforeId: id,
-      }),
-      listMemoriesBySession: this.#listSql('t', {
-        userId: 'u',
-        sessionId: 's',
-        limit: 50,
-        now: 0,
-      }),
+      listMemories: this.#listSql('t', PLAN_SAMPLES.list),
+      listMemoriesFiltered: this.#listSql('t', PLAN_SAMPLES.listFiltered),
+      listMemoriesBySession: this.#listSql('t', PLAN_SAMPLES.listBySession),
       listHistory: { sql: SELECT_HISTORY, params: ['t', id] },
       exportMemories: { sql: EXPORT_SQL, params: ['t', 'u', '', 0, 500] },
       eraseUserChunk: { sql: ERASE_SQL, params: ['t', 'u', 500] },

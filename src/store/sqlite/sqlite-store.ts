@@ -11,64 +11,12 @@ import type {
 } from '../../memory/memory-types.ts';
 import { yieldToLoop } from '../../util/yield.ts';
 import { listConditions } from '../list-conditions.ts';
+import { MEMORY_COLUMNS, PLAN_SAMPLES, type Raw, toIdem, toKey, toRow } from '../row-mapping.ts';
 import { IdempotencyKeyTaken, type Mutation, type PlannedQuery, type Store } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 
-type Raw = Record<string, unknown>;
-
-const MEMORY_COLUMNS =
-  'tenant, id, user_id, agent_id, session_id, content, kind, tags, metadata, importance, pinned, ' +
-  'created_at, updated_at, expires_at, deleted_at, access_count, last_accessed_at, version';
-
 const bind = (params: unknown[]): unknown[] =>
   params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p));
-
-function toRow(r: Raw): MemoryRow {
-  return {
-    tenant: r.tenant as string,
-    id: r.id as string,
-    userId: r.user_id as string,
-    agentId: (r.agent_id as string | null) ?? null,
-    sessionId: (r.session_id as string | null) ?? null,
-    content: r.content as string,
-    kind: r.kind as string,
-    tags: JSON.parse(r.tags as string),
-    metadata: JSON.parse(r.metadata as string),
-    importance: r.importance as number,
-    pinned: r.pinned === 1,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-    expiresAt: (r.expires_at as number | null) ?? null,
-    deletedAt: (r.deleted_at as number | null) ?? null,
-    accessCount: r.access_count as number,
-    lastAccessedAt: (r.last_accessed_at as number | null) ?? null,
-    version: r.version as number,
-  };
-}
-
-function toIdem(r: Raw): IdempotencyRecord {
-  return {
-    tenant: r.tenant as string,
-    key: r.key as string,
-    fingerprint: r.fingerprint as string,
-    userId: (r.user_id as string | null) ?? null,
-    status: r.status as number,
-    body: r.body as string,
-    createdAt: r.created_at as number,
-    expiresAt: r.expires_at as number,
-  };
-}
-
-function toKey(r: Raw): ApiKeyRow {
-  return {
-    id: r.id as string,
-    tenant: r.tenant as string,
-    hash: r.hash as Buffer,
-    label: (r.label as string | null) ?? null,
-    createdAt: r.created_at as number,
-    revokedAt: (r.revoked_at as number | null) ?? null,
-  };
-}
 
 /** Rows per step of a large batch insert: each step stays within a few milliseconds. */
 const INSERT_CHUNK = 100;
@@ -432,33 +380,15 @@ export class SqliteStore implements Store {
   }
 
   async explain(query: PlannedQuery): Promise<string> {
-    const id = '01J00000000000000000000000';
+    const { id } = PLAN_SAMPLES;
     const plans: Record<PlannedQuery, { sql: string; params: unknown[] }> = {
       getMemory: {
         sql: `SELECT ${MEMORY_COLUMNS} FROM memories WHERE tenant = ? AND id = ?`,
         params: ['t', id],
       },
-      listMemories: this.#listSql('t', { userId: 'u', limit: 50, now: 0 }),
-      listMemoriesFiltered: this.#listSql('t', {
-        userId: 'u',
-        limit: 50,
-        now: 0,
-        kind: 'fact',
-        tags: ['a', 'b'],
-        agentId: 'a',
-        pinned: true,
-        createdFrom: 0,
-        createdTo: 1,
-        updatedFrom: 0,
-        updatedTo: 1,
-        beforeId: id,
-      }),
-      listMemoriesBySession: this.#listSql('t', {
-        userId: 'u',
-        sessionId: 's',
-        limit: 50,
-        now: 0,
-      }),
+      listMemories: this.#listSql('t', PLAN_SAMPLES.list),
+      listMemoriesFiltered: this.#listSql('t', PLAN_SAMPLES.listFiltered),
+      listMemoriesBySession: this.#listSql('t', PLAN_SAMPLES.listBySession),
       listHistory: {
         sql: 'SELECT memory_id, version, op, at, snapshot FROM memory_history WHERE tenant = ? AND memory_id = ? ORDER BY version',
         params: ['t', id],

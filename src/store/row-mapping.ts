@@ -1,0 +1,88 @@
+import type {
+  ApiKeyRow,
+  IdempotencyRecord,
+  ListFilter,
+  MemoryRow,
+} from '../memory/memory-types.ts';
+
+/** A result row as a driver returns it. */
+export type Raw = Record<string, unknown>;
+
+/** The columns of `memories`, in the order the inserts and selects use. */
+export const MEMORY_COLUMNS =
+  'tenant, id, user_id, agent_id, session_id, content, kind, tags, metadata, importance, pinned, ' +
+  'created_at, updated_at, expires_at, deleted_at, access_count, last_accessed_at, version';
+
+// SQLite hands JSON columns back as text and booleans as 0/1; PostgreSQL as values.
+const json = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
+
+/** Maps a `memories` row of either dialect to a {@link MemoryRow}. */
+export function toRow(r: Raw): MemoryRow {
+  return {
+    tenant: r.tenant as string,
+    id: r.id as string,
+    userId: r.user_id as string,
+    agentId: (r.agent_id as string | null) ?? null,
+    sessionId: (r.session_id as string | null) ?? null,
+    content: r.content as string,
+    kind: r.kind as string,
+    tags: json<string[]>(r.tags),
+    metadata: json<MemoryRow['metadata']>(r.metadata),
+    importance: r.importance as number,
+    pinned: r.pinned === true || r.pinned === 1,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+    expiresAt: (r.expires_at as number | null) ?? null,
+    deletedAt: (r.deleted_at as number | null) ?? null,
+    accessCount: r.access_count as number,
+    lastAccessedAt: (r.last_accessed_at as number | null) ?? null,
+    version: r.version as number,
+  };
+}
+
+/** Maps an `idempotency_keys` row to an {@link IdempotencyRecord}. */
+export function toIdem(r: Raw): IdempotencyRecord {
+  return {
+    tenant: r.tenant as string,
+    key: r.key as string,
+    fingerprint: r.fingerprint as string,
+    userId: (r.user_id as string | null) ?? null,
+    status: r.status as number,
+    body: r.body as string,
+    createdAt: r.created_at as number,
+    expiresAt: r.expires_at as number,
+  };
+}
+
+/** Maps an `api_keys` row to an {@link ApiKeyRow}. */
+export function toKey(r: Raw): ApiKeyRow {
+  return {
+    id: r.id as string,
+    tenant: r.tenant as string,
+    hash: r.hash as Buffer,
+    label: (r.label as string | null) ?? null,
+    createdAt: r.created_at as number,
+    revokedAt: (r.revoked_at as number | null) ?? null,
+  };
+}
+
+/** Sample arguments with which the index test plans each query. */
+export const PLAN_SAMPLES = {
+  id: '01J00000000000000000000000',
+  list: { userId: 'u', limit: 50, now: 0 } satisfies ListFilter,
+  listFiltered: {
+    userId: 'u',
+    limit: 50,
+    now: 0,
+    kind: 'fact',
+    tags: ['a', 'b'],
+    agentId: 'a',
+    pinned: true,
+    createdFrom: 0,
+    createdTo: 1,
+    updatedFrom: 0,
+    updatedTo: 1,
+    beforeId: '01J00000000000000000000000',
+  } satisfies ListFilter,
+  listBySession: { userId: 'u', sessionId: 's', limit: 50, now: 0 } satisfies ListFilter,
+};
