@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import AjvCompiler from '@fastify/ajv-compiler';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { ServiceContext } from './context.ts';
@@ -33,9 +34,23 @@ function checkStrings(value: unknown, path: string): void {
   }
 }
 
+/** Whether every percent-escape of a URL part decodes to well-formed UTF-8. */
+function decodable(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const AJV_OPTIONS = { removeAdditional: false, coerceTypes: 'array', allErrors: false } as const;
+
 /** Builds the Fastify app from a service context; tests call `inject()` on it without a socket. */
 export async function buildApp(ctx: ServiceContext): Promise<FastifyInstance> {
   const { config } = ctx;
+  // Fastify's own ajv validator factory (one ajv per set of options).
+  const ajvCompilers = AjvCompiler();
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
     // One line per request from our onResponse hook instead of Fastify's two.
@@ -51,7 +66,20 @@ export async function buildApp(ctx: ServiceContext): Promise<FastifyInstance> {
     frameworkErrors,
     clientErrorHandler,
     return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    ajv: { customOptions: AJV_OPTIONS },
+    // Query strings, params and headers are text and are coerced (`limit=10`, `tag=a`); a JSON
+    // body keeps its types: `"content": 5` or `"importance": null` is a 400, not "5" or 0.
+    schemaController: {
+      compilersFactory: {
+        buildValidator: (externalSchemas, options) => {
+          const coercing = ajvCompilers(externalSchemas, options);
+          const exact = ajvCompilers(externalSchemas, {
+            customOptions: { ...AJV_OPTIONS, coerceTypes: false },
+          });
+          return (route) => (route.httpPart === 'body' ? exact : coercing)(route);
+        },
+      },
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
@@ -88,6 +116,11 @@ export async function buildApp(ctx: ServiceContext): Promise<FastifyInstance> {
   await app.register(async (v1) => {
     requireApiKey(v1, ctx.keys);
     v1.addHook('preValidation', async (request) => {
+      // The query parser keeps undecodable escapes (`%ED%A0%80`, `%E0%A4%A`) as literal text.
+      const query = request.url.indexOf('?');
+      if (query !== -1 && !decodable(request.url.slice(query + 1))) {
+        throw new EngramError('ENGRAM_BAD_URL');
+      }
       checkStrings(request.params, '/params');
       checkStrings(request.query, '/querystring');
     });

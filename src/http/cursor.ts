@@ -16,9 +16,14 @@ export function decodeCursor(cursor: string): string {
   return id;
 }
 
-/** The version in an If-Match header (`3`, `"3"` or `W/"3"`), or undefined when absent. */
+/**
+ * The version in an If-Match header (`3`, `"3"` or `W/"3"`), or undefined when absent or `*`
+ * (any current version).
+ */
 export function expectedVersion(ifMatch: string | string[] | undefined): number | undefined {
-  if (ifMatch === undefined) return undefined;
+  if (ifMatch === undefined || (typeof ifMatch === 'string' && ifMatch.trim() === '*')) {
+    return undefined;
+  }
   const match = typeof ifMatch === 'string' ? /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(ifMatch) : null;
   if (!match?.[1]) throw new EngramError('ENGRAM_INVALID_IF_MATCH');
   return Number(match[1]);

@@ -91,6 +91,8 @@ export function frameworkErrors(
   request: FastifyRequest,
   reply: FastifyReply,
 ): void {
+  // These replies skip the app's hooks, including the one that sets the request id header.
+  reply.header('x-request-id', request.id);
   sendError(request, reply, err);
 }
 

@@ -27,6 +27,8 @@ function measure(value: unknown, depth: number): { depth: number; keys: number }
   const children = Array.isArray(value) ? value : Object.values(value);
   if (!Array.isArray(value)) keys += Object.keys(value).length;
   for (const child of children) {
+    // A scalar is a value of this level, not a level of its own: `{a: 1}` is 1 level deep.
+    if (child === null || typeof child !== 'object') continue;
     const m = measure(child, depth + 1);
     if (m.depth > maxDepth) maxDepth = m.depth;
     keys += m.keys;

@@ -111,6 +111,22 @@ for (const [name, open, skip] of [
       assert.equal(history.json().items[0].memory.content, 'Alice likes green tea');
     });
 
+    it('treats If-Match: * as any version, and refuses user ids . and ..', async () => {
+      const { body: m } = await add({ userId: user(), content: 'any' });
+      const res = await t.call({
+        method: 'PATCH',
+        url: `/v1/memories/${m.id}`,
+        headers: { ...json, 'if-match': '*' },
+        payload: { importance: 1 },
+      });
+      assert.equal(res.statusCode, 200);
+      for (const userId of ['.', '..']) {
+        const bad = await add({ userId, content: 'unreachable user' });
+        assert.equal(bad.res.statusCode, 400);
+        assert.equal(bad.body.error.details[0].path, '/body/userId');
+      }
+    });
+
     it('refuses a restore after the grace period, and purges the memory then', async () => {
       const { body: m } = await add({ userId: user(), content: 'short-lived' });
       await t.call({ method: 'DELETE', url: `/v1/memories/${m.id}` });

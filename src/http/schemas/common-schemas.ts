@@ -1,14 +1,17 @@
 import { Type } from 'typebox';
 import { MEMORY_ID_PATTERN } from '../../memory/ids.ts';
 
-/** Pattern of user, agent and session ids chosen by clients. */
-export const EXTERNAL_ID_PATTERN = '^[A-Za-z0-9_.:@+=|-]{1,128}$';
+/**
+ * Pattern of user, agent and session ids chosen by clients. `.` and `..` are excluded: URL
+ * clients normalize them away, so such a user could never be listed or erased.
+ */
+export const EXTERNAL_ID_PATTERN = '^(?!\\.\\.?$)[A-Za-z0-9_.:@+=|-]{1,128}$';
 
 /** A user, agent or session id chosen by the client. */
 export const ExternalId = Type.String({
   pattern: EXTERNAL_ID_PATTERN,
   maxLength: 128,
-  description: 'Client-chosen id: 1–128 of A–Z a–z 0–9 _ . : @ + = | -',
+  description: 'Client-chosen id: 1–128 of A–Z a–z 0–9 _ . : @ + = | - (not . or ..)',
 });
 
 /** A memory id (ULID). */
