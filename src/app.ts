@@ -66,6 +66,7 @@ export async function buildApp(ctx: ServiceContext): Promise<FastifyInstance> {
     frameworkErrors,
     clientErrorHandler,
     return503OnClosing: true,
+    forceCloseConnections: 'idle',
     ajv: { customOptions: AJV_OPTIONS },
     // Query strings, params and headers are text and are coerced (`limit=10`, `tag=a`); a JSON
     // body keeps its types: `"content": 5` or `"importance": null` is a 400, not "5" or 0.
@@ -83,8 +84,15 @@ export async function buildApp(ctx: ServiceContext): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  // Once shutdown starts, answers close their connection: a keep-alive client whose request
+  // was in flight would otherwise hold the server open until the shutdown deadline.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(

@@ -8,12 +8,14 @@ import { spec } from 'node:test/reporters';
 /** Every suite, in the order they start; keep this list in step with the files under test/. */
 const ALL = [
   'test/unit/json-body.test.ts',
+  'test/integration/bad-input.test.ts',
   'test/unit/docs-and-config.test.ts',
   'test/contract/plan-check.test.ts',
   'test/contract/sqlite-store.test.ts',
   'test/contract/postgres-store.test.ts',
   'test/integration/memory-api.test.ts',
   'test/integration/auth-and-health.test.ts',
+  'test/integration/crash-durability.test.ts',
 ];
 
 const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;

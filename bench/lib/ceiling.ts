@@ -1,0 +1,73 @@
+import { deferCleanup } from './cleanup.ts';
+import { freePort, spawnNode, stopChild, waitUntilUp } from './server-process.ts';
+
+/**
+ * The bare `node:http` server, run with `node -e` in its own process (as Engram is): it reads
+ * the whole request body, then answers 201 with a fixed JSON buffer whose size depends on the
+ * path. `GET /livez` answers 200.
+ */
+const CEILING_SOURCE = `
+const http = require('node:http');
+const sizes = JSON.parse(process.env.CEILING_PAYLOADS);
+const payloads = new Map();
+for (const [path, size] of Object.entries(sizes)) {
+  const head = '{"id":"01CEILING0000000000000000","content":"';
+  const tail = '"}';
+  const pad = Math.max(0, size - head.length - tail.length);
+  payloads.set(path, Buffer.from(head + 'x'.repeat(pad) + tail));
+}
+const live = Buffer.from('{"status":"ok"}');
+const server = http.createServer({ keepAliveTimeout: 72000 }, (req, res) => {
+  req.on('data', () => {});
+  req.on('end', () => {
+    const body = req.url === '/livez' ? live : payloads.get(req.url);
+    if (!body) { res.writeHead(404); res.end(); return; }
+    res.writeHead(req.url === '/livez' ? 200 : 201, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': body.length,
+    });
+    res.end(body);
+  });
+});
+server.listen(Number(process.env.CEILING_PORT), '127.0.0.1');
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});
+`;
+
+/** A running ceiling server. */
+export interface CeilingServer {
+  /** `http://127.0.0.1:<port>` */
+  base: string;
+  /** Response size in bytes per path. */
+  payloads: Record<string, number>;
+  stop: () => Promise<number | null>;
+}
+
+/**
+ * Starts the ceiling: the fastest a `node:http` server on this machine answers the same
+ * requests with responses of the same size, measured by the same generator in the same run
+ * (ARCHITECTURE.md section 9). `payloads` maps a path to its response size in bytes.
+ */
+export async function startCeiling(payloads: Record<string, number>): Promise<CeilingServer> {
+  const port = await freePort();
+  const child = spawnNode(['-e', CEILING_SOURCE], {
+    CEILING_PORT: String(port),
+    CEILING_PAYLOADS: JSON.stringify(payloads),
+  });
+  const forget = deferCleanup(async () => {
+    await stopChild(child, 2_000);
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitUntilUp(`${base}/livez`, child);
+  return {
+    base,
+    payloads,
+    stop: async () => {
+      const code = await stopChild(child, 5_000);
+      forget();
+      return code;
+    },
+  };
+}
