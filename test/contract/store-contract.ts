@@ -170,6 +170,27 @@ export function storeContract(
       assert.deepEqual(await store.listMemories('acme', { userId, limit: 10, now: T0 }), []);
     });
 
+    it('lets concurrent writes succeed or fail independently', async () => {
+      const userId = freshUser();
+      const taken = idem({ userId });
+      await store.putIdempotency(taken);
+      const rows = Array.from({ length: 20 }, () => row({ userId }));
+      // Issued in one turn: SQLite commits them as one group, PostgreSQL one by one.
+      const outcomes = await Promise.allSettled(
+        rows.map((r, i) => store.insertMemories([r], i % 5 === 2 ? taken : undefined)),
+      );
+      outcomes.forEach((o, i) => {
+        if (i % 5 === 2) {
+          assert.equal(o.status, 'rejected');
+          assert.ok((o as PromiseRejectedResult).reason instanceof IdempotencyKeyTaken);
+        } else {
+          assert.equal(o.status, 'fulfilled');
+        }
+      });
+      const stored = await store.listMemories('acme', { userId, limit: 50, now: T0 });
+      assert.deepEqual(new Set(ids(stored)), new Set(ids(rows.filter((_, i) => i % 5 !== 2))));
+    });
+
     it('keeps a large batch invisible until it commits, and rolls all of it back', async () => {
       const userId = freshUser();
       const taken = idem({ userId });

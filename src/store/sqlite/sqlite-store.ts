@@ -13,6 +13,7 @@ import { yieldToLoop } from '../../util/yield.ts';
 import { listConditions } from '../list-conditions.ts';
 import { MEMORY_COLUMNS, PLAN_SAMPLES, type Raw, toIdem, toKey, toRow } from '../row-mapping.ts';
 import { IdempotencyKeyTaken, type Mutation, type PlannedQuery, type Store } from '../store.ts';
+import { GroupCommit } from './group-commit.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 
 const bind = (params: unknown[]): unknown[] =>
@@ -175,17 +176,34 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Small inserts of one event-loop turn, committed together (one fsync for all). */
+  readonly #grouped = new GroupCommit<{ rows: MemoryRow[]; idem: IdempotencyRecord | undefined }>(
+    (ops) => {
+      // Each op in its own savepoint (a nested better-sqlite3 transaction): one failing op
+      // rolls back alone.
+      const one = this.#db.transaction((op: (typeof ops)[number]) => {
+        this.#insertRows(op.rows);
+        if (op.idem) this.#insertIdem(op.idem);
+      });
+      return this.#db
+        .transaction(() =>
+          ops.map((op) => {
+            try {
+              one(op);
+              return null;
+            } catch (err) {
+              return err;
+            }
+          }),
+        )
+        .immediate();
+    },
+    (flush) => this.#write(flush),
+  );
+
   insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
+    if (rows.length <= INSERT_CHUNK) return this.#grouped.add({ rows, idem });
     return this.#write(async () => {
-      if (rows.length <= INSERT_CHUNK) {
-        this.#db
-          .transaction(() => {
-            this.#insertRows(rows);
-            if (idem) this.#insertIdem(idem);
-          })
-          .immediate();
-        return;
-      }
       // One transaction in chunks; the write lock keeps other writes out of it meanwhile.
       this.#stmt('BEGIN IMMEDIATE').run();
       try {
