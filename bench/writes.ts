@@ -121,9 +121,12 @@ export async function run(options: ScenarioOptions): Promise<ScenarioResult> {
     }
     const ceiling = await startCeiling(payloads);
     stops.push(ceiling.stop);
+    const fastifyCeiling = await startCeiling(payloads, 'fastify');
+    stops.push(fastifyCeiling.stop);
 
     const targets = [
       { name: 'ceiling', base: ceiling.base, key: 'ceiling-ignores-the-key' },
+      { name: 'fastify', base: fastifyCeiling.base, key: 'ceiling-ignores-the-key' },
       ...servers.map((s) => ({ name: s.store, base: s.base, key: s.key })),
     ];
     const results: Record<string, Record<string, LoadSummary>> = {};
@@ -156,20 +159,26 @@ export async function run(options: ScenarioOptions): Promise<ScenarioResult> {
       'p99 ms',
       'errors',
       'non-2xx',
-      'ceiling req/s',
-      'of ceiling',
+      'node:http req/s',
+      'of node:http',
+      'of fastify',
     ];
     const rows: string[][] = [];
     for (const w of WORKLOADS) {
       const byTarget = results[w.name] ?? {};
       const top = byTarget.ceiling;
+      const bareFastify = byTarget.fastify;
       for (const t of targets) {
         const s = byTarget[t.name];
-        if (!s || !top) continue;
-        const isCeiling = t.name === 'ceiling';
+        if (!s || !top || !bareFastify) continue;
+        const isCeiling = t.name === 'ceiling' || t.name === 'fastify';
         rows.push([
           w.name,
-          isCeiling ? 'node:http ceiling' : `engram ${t.name}`,
+          t.name === 'ceiling'
+            ? 'node:http ceiling'
+            : t.name === 'fastify'
+              ? 'bare Fastify ceiling'
+              : `engram ${t.name}`,
           fmt(s.reqPerSec),
           isCeiling ? '—' : fmt(s.itemsPerSec),
           fmt(s.p50),
@@ -178,7 +187,8 @@ export async function run(options: ScenarioOptions): Promise<ScenarioResult> {
           String(s.errors),
           String(s.non2xx),
           fmt(top.reqPerSec),
-          isCeiling ? '1.00' : fmt(s.reqPerSec / top.reqPerSec, 3),
+          fmt(s.reqPerSec / top.reqPerSec, 3),
+          fmt(s.reqPerSec / bareFastify.reqPerSec, 3),
         ]);
       }
     }
@@ -188,7 +198,9 @@ export async function run(options: ScenarioOptions): Promise<ScenarioResult> {
         payloads,
       )
         .map(([path, bytes]) => `${path}: ${bytes} B`)
-        .join(', ')}), driven with the same requests and connections.`,
+        .join(
+          ', ',
+        )}), driven with the same requests and connections; the bare Fastify ceiling is one Fastify route per path (default JSON body parser) answering the same bytes.`,
       'Generator (autocannon, in the bench process) and servers share the same cores: compare ratios, not absolute req/s, across machines.',
       'Every store starts empty and grows during the run (each measurement adds its writes).',
     );

@@ -36,6 +36,31 @@ process.on('SIGTERM', () => {
 });
 `;
 
+/**
+ * The bare Fastify route: Fastify's own JSON body parser, then the same fixed buffers. The
+ * gap between the two ceilings is the framework's cost; Engram's gap to this one is ours.
+ */
+const FASTIFY_CEILING_SOURCE = `
+const fastify = require('fastify')({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+const sizes = JSON.parse(process.env.CEILING_PAYLOADS);
+for (const [path, size] of Object.entries(sizes)) {
+  const head = '{"id":"01CEILING0000000000000000","content":"';
+  const tail = '"}';
+  const body = Buffer.from(head + 'x'.repeat(Math.max(0, size - head.length - tail.length)) + tail);
+  fastify.post(path, (req, reply) => {
+    reply.code(201).type('application/json; charset=utf-8').send(body);
+  });
+}
+fastify.get('/livez', (req, reply) => {
+  reply.type('application/json; charset=utf-8').send(Buffer.from('{"status":"ok"}'));
+});
+fastify.listen({ port: Number(process.env.CEILING_PORT), host: '127.0.0.1' });
+process.on('SIGTERM', () => { fastify.close().then(() => process.exit(0)); });
+`;
+
+/** Which bare server a ceiling runs. */
+export type CeilingKind = 'node:http' | 'fastify';
+
 /** A running ceiling server. */
 export interface CeilingServer {
   /** `http://127.0.0.1:<port>` */
@@ -50,9 +75,13 @@ export interface CeilingServer {
  * requests with responses of the same size, measured by the same generator in the same run
  * (ARCHITECTURE.md section 9). `payloads` maps a path to its response size in bytes.
  */
-export async function startCeiling(payloads: Record<string, number>): Promise<CeilingServer> {
+export async function startCeiling(
+  payloads: Record<string, number>,
+  kind: CeilingKind = 'node:http',
+): Promise<CeilingServer> {
   const port = await freePort();
-  const child = spawnNode(['-e', CEILING_SOURCE], {
+  const source = kind === 'fastify' ? FASTIFY_CEILING_SOURCE : CEILING_SOURCE;
+  const child = spawnNode(['-e', source], {
     CEILING_PORT: String(port),
     CEILING_PAYLOADS: JSON.stringify(payloads),
   });
