@@ -39,6 +39,23 @@ export const EnvSchema = Type.Object({
   ENGRAM_IDEMPOTENCY_TTL_HOURS: Type.Number({ default: 24, minimum: 1, maximum: 720 }),
   /** Period of the background purge (expired, deleted past grace, old idempotency keys). @default 60000 */
   ENGRAM_PURGE_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 100, maximum: 86_400_000 }),
+  /** Redis connection string; when set, Redis holds L2 and carries the invalidation bus. */
+  REDIS_URL: Type.String({ default: '' }),
+  /** Deadline of each Redis command; slower counts as a failure (served without Redis). @default 100 */
+  ENGRAM_REDIS_TIMEOUT_MS: Type.Integer({ default: 100, minimum: 5, maximum: 10_000 }),
+  /** Bytes the in-process cache (L1) may hold. @default 67108864 */
+  ENGRAM_CACHE_L1_MAX_BYTES: Type.Integer({ default: 67_108_864, minimum: 0, maximum: 2 ** 40 }),
+  /**
+   * How long an instance trusts its copy of a user's version without Redis confirming it: the
+   * longest a read can be stale while the bus is down. @default 10000
+   */
+  ENGRAM_CACHE_L1_TTL_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 3_600_000 }),
+  /** How long a cached answer is fresh (±10% jitter). @default 300000 */
+  ENGRAM_CACHE_TTL_MS: Type.Integer({ default: 300_000, minimum: 1_000, maximum: 86_400_000 }),
+  /** How long after that a cached answer may be served, marked stale, while the store fails. @default 600000 */
+  ENGRAM_CACHE_GRACE_MS: Type.Integer({ default: 600_000, minimum: 0, maximum: 86_400_000 }),
+  /** A store read slower than this fails (and is answered from cache within grace). @default 2000 */
+  ENGRAM_STORE_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 10, maximum: 600_000 }),
   /** Create and print a key on first start when none exists (embedded mode only). @default true */
   ENGRAM_BOOTSTRAP_KEY: Type.Boolean({ default: true }),
 });
@@ -69,6 +86,15 @@ export interface Config {
   idempotencyTtlMs: number;
   purgeIntervalMs: number;
   bootstrapKey: boolean;
+  cache: {
+    redisUrl: string;
+    redisTimeoutMs: number;
+    l1MaxBytes: number;
+    l1TrustMs: number;
+    ttlMs: number;
+    graceMs: number;
+  };
+  storeTimeoutMs: number;
   /** Where the bootstrap key is written (owner-only permissions). */
   keyFile: string;
 }
@@ -119,6 +145,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     idempotencyTtlMs: env.ENGRAM_IDEMPOTENCY_TTL_HOURS * 3_600_000,
     purgeIntervalMs: env.ENGRAM_PURGE_INTERVAL_MS,
     bootstrapKey: env.ENGRAM_BOOTSTRAP_KEY,
+    cache: {
+      redisUrl: env.REDIS_URL,
+      redisTimeoutMs: env.ENGRAM_REDIS_TIMEOUT_MS,
+      l1MaxBytes: env.ENGRAM_CACHE_L1_MAX_BYTES,
+      l1TrustMs: env.ENGRAM_CACHE_L1_TTL_MS,
+      ttlMs: env.ENGRAM_CACHE_TTL_MS,
+      graceMs: env.ENGRAM_CACHE_GRACE_MS,
+    },
+    storeTimeoutMs: env.ENGRAM_STORE_TIMEOUT_MS,
     keyFile: resolve(dataDir, 'api-key'),
   };
 }

@@ -53,6 +53,11 @@ export interface BatchItemReport {
 export interface MemoryServiceOptions {
   /** How long a deleted memory can be restored. */
   deleteGraceMs: number;
+  /**
+   * Called after every committed write with the users it changed (tenant, userId), before the
+   * write is answered: the cache moves their versions. It must not throw.
+   */
+  onWrite?: (tenant: string, userIds: Iterable<string>) => Promise<void>;
 }
 
 /** Rows written per step of a chunked operation: a few milliseconds of work each. */
@@ -138,7 +143,12 @@ export class MemoryService {
       ? this.#idem.record(tenant, idem, row.userId, 201, toPublicMemory(row))
       : undefined;
     await this.#store.insertMemories([row], record);
+    await this.#changed(tenant, [row.userId]);
     return row;
+  }
+
+  async #changed(tenant: string, userIds: Iterable<string>): Promise<void> {
+    await this.#options.onWrite?.(tenant, userIds);
   }
 
   /** Rules problems of every batch item, by index (schema problems are found by the route). */
@@ -171,6 +181,7 @@ export class MemoryService {
       ? this.#idem.record(tenant, idem, userId, 201, { items: rows.map(toPublicMemory) })
       : undefined;
     await this.#store.insertMemories(rows, record);
+    await this.#changed(tenant, userIds);
     return rows;
   }
 
@@ -302,6 +313,7 @@ export class MemoryService {
       idem && ((r) => this.#idem.record(tenant, idem, r.userId, status, toPublicMemory(r))),
     );
     if (!row) throw new EngramError('ENGRAM_MEMORY_NOT_FOUND');
+    await this.#changed(tenant, [row.userId]);
     return row;
   }
 
@@ -362,6 +374,7 @@ export class MemoryService {
       await yieldToLoop();
     }
     await this.#store.eraseUserIdempotency(tenant, userId);
+    await this.#changed(tenant, [userId]);
     return total;
   }
 }

@@ -24,6 +24,7 @@ import {
   NewMemory,
   NewMemoryBatch,
 } from '../schemas/memory-schemas.ts';
+import { sendCached } from '../send-cached.ts';
 
 const tags = ['memories'];
 
@@ -107,8 +108,8 @@ export function memoryRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           response: { 200: Memory, ...errorResponses },
         },
       },
-      async (request) =>
-        toPublicMemory(await ctx.memories.get(tenantOf(request), request.params.id)),
+      async (request, reply) =>
+        sendCached(request, reply, await ctx.reads.get(tenantOf(request), request.params.id)),
     );
 
     app.patch(

@@ -3,11 +3,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ServiceContext } from '../../context.ts';
 import { parseTime } from '../../memory/memory-rules.ts';
 import { toPublicMemory } from '../../memory/memory-view.ts';
-import { decodeCursor, encodeCursor } from '../cursor.ts';
+import { decodeCursor } from '../cursor.ts';
 import { idempotent } from '../idempotent.ts';
 import { tenantOf } from '../request-tenant.ts';
 import { ErrorResponse, errorResponses, WriteHeaders } from '../schemas/common-schemas.ts';
 import { EraseResult, ListQuery, MemoryPage, UserParams } from '../schemas/memory-schemas.ts';
+import { sendCached } from '../send-cached.ts';
 
 const tags = ['users'];
 const time = (text: string | undefined): number | undefined =>
@@ -27,9 +28,9 @@ export function userRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           response: { 200: MemoryPage, ...errorResponses },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const q = request.query;
-        const page = await ctx.memories.list(tenantOf(request), {
+        const served = await ctx.reads.list(tenantOf(request), {
           userId: request.params.userId,
           limit: q.limit,
           beforeId: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
@@ -43,10 +44,7 @@ export function userRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           updatedFrom: time(q.updatedAfter),
           updatedTo: time(q.updatedBefore),
         });
-        return {
-          items: page.rows.map(toPublicMemory),
-          nextCursor: page.nextBeforeId === null ? null : encodeCursor(page.nextBeforeId),
-        };
+        return sendCached(request, reply, served);
       },
     );
 

@@ -1,0 +1,106 @@
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../util/clock.ts';
+import type { RedisL2 } from './redis-l2.ts';
+
+interface Known {
+  version: number;
+  /** When Redis last confirmed it (or this instance set it). */
+  confirmedAt: number;
+}
+
+/** Most scopes whose bumps are replayed to Redis after it comes back. */
+const MAX_PENDING = 100_000;
+
+/**
+ * The version of each scope (a tenant's user): part of every cache entry, bumped by every
+ * write. An entry is served only while its version is current, so a fill that read the store
+ * before a write can never pass for data after it.
+ *
+ * Versions start at a time-derived base (epoch ms × 1000), so a version recreated after Redis
+ * lost it is larger than any earlier one. With Redis, a local copy is trusted for `trustMs`
+ * (the bus normally updates it at once); after that, if Redis cannot confirm it, the version
+ * is unknown and the cache is bypassed: a lost bus can make reads stale for at most `trustMs`.
+ */
+export class Versions {
+  readonly #l2: RedisL2 | null;
+  readonly #clock: Clock;
+  readonly #trustMs: number;
+  readonly #known: LRUCache<string, Known>;
+  // Bumps Redis missed while unreachable: replayed when it is back, else other instances would
+  // keep trusting entries from before those writes.
+  readonly #pending = new Set<string>();
+
+  constructor(l2: RedisL2 | null, clock: Clock, trustMs: number, maxScopes = 500_000) {
+    this.#l2 = l2;
+    this.#clock = clock;
+    this.#trustMs = trustMs;
+    this.#known = new LRUCache({ max: maxScopes });
+  }
+
+  #base(): number {
+    return this.#clock.now() * 1000;
+  }
+
+  /** The scope's current version, or null when it cannot be known now (cache bypass). */
+  async current(scope: string): Promise<number | null> {
+    const now = this.#clock.now();
+    const known = this.#known.get(scope);
+    if (!this.#l2) {
+      if (known) return known.version;
+      const version = this.#base();
+      this.#known.set(scope, { version, confirmedAt: now });
+      return version;
+    }
+    if (known && now - known.confirmedAt < this.#trustMs) return known.version;
+    const remote = await this.#l2.version(scope, this.#base());
+    if (remote === null) return null;
+    const version = Math.max(remote, known?.version ?? 0);
+    this.#known.set(scope, { version, confirmedAt: now });
+    return version;
+  }
+
+  /** Moves the scope to a new version after a write; returns it. */
+  async bump(scope: string): Promise<number> {
+    const now = this.#clock.now();
+    const known = this.#known.get(scope);
+    const local = Math.max((known?.version ?? this.#base()) + 1, this.#base());
+    const remote = this.#l2 ? await this.#l2.bump(scope, this.#base()) : null;
+    if (this.#l2 && remote === null) {
+      if (this.#pending.size < MAX_PENDING) this.#pending.add(scope);
+    }
+    const version = Math.max(remote ?? local, known ? known.version + 1 : 0);
+    this.#known.set(scope, { version, confirmedAt: now });
+    return version;
+  }
+
+  /** A version announced by another instance: taken when newer. */
+  apply(scope: string, version: number): void {
+    const known = this.#known.get(scope);
+    if (!known || known.version < version) {
+      this.#known.set(scope, { version, confirmedAt: this.#clock.now() });
+    }
+  }
+
+  /** Replays bumps that Redis missed; returns the scopes replayed (to announce them). */
+  async replayPending(): Promise<Array<{ scope: string; version: number }>> {
+    if (!this.#l2) return [];
+    const done: Array<{ scope: string; version: number }> = [];
+    for (const scope of [...this.#pending]) {
+      const version = await this.#l2.bump(scope, this.#base());
+      if (version === null) break;
+      this.#pending.delete(scope);
+      this.apply(scope, version);
+      done.push({ scope, version });
+    }
+    return done;
+  }
+
+  /** Forgets every local version (they are re-read from Redis). */
+  clear(): void {
+    this.#known.clear();
+  }
+
+  get pending(): number {
+    return this.#pending.size;
+  }
+}

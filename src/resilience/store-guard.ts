@@ -1,0 +1,72 @@
+import {
+  BrokenCircuitError,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  handleWhen,
+  TaskCancelledError,
+  TimeoutStrategy,
+  timeout,
+  wrap,
+} from 'cockatiel';
+import { isStoreUnavailable, type Store, StoreUnavailable } from '../store/store.ts';
+
+/** Store methods that only read: bounded by the read timeout as well. */
+const READS = new Set<keyof Store>([
+  'getMemory',
+  'listMemories',
+  'listHistory',
+  'exportMemories',
+  'getIdempotency',
+  'findApiKey',
+  'listApiKeys',
+]);
+
+/** Methods that pass through untouched: probes, schema, lifecycle. */
+const UNGUARDED = new Set<keyof Store>(['ping', 'migrate', 'close', 'explain', 'dialect']);
+
+/** Settings of the store guard. */
+export interface StoreGuardOptions {
+  /** A read slower than this fails (and may be answered from cache within grace). */
+  readTimeoutMs: number;
+  /** Consecutive unavailability failures that open the circuit. @default 5 */
+  failures?: number;
+  /** How long the circuit stays open before one trial call. @default 2000 */
+  halfOpenAfterMs?: number;
+}
+
+/**
+ * Wraps a store in one circuit breaker (opened by consecutive "store unavailable" failures,
+ * not by bad requests) and a timeout on reads. While the circuit is open every call fails at
+ * once with {@link StoreUnavailable}: writes answer 503 with Retry-After without waiting, and
+ * reads fall back to cached copies within grace.
+ */
+export function guardStore(store: Store, options: StoreGuardOptions): Store {
+  const breaker = circuitBreaker(
+    handleWhen((err) => isStoreUnavailable(err) || err instanceof TaskCancelledError),
+    {
+      halfOpenAfter: options.halfOpenAfterMs ?? 2_000,
+      breaker: new ConsecutiveBreaker(options.failures ?? 5),
+    },
+  );
+  const readPolicy = wrap(breaker, timeout(options.readTimeoutMs, TimeoutStrategy.Aggressive));
+  const translate = (err: unknown): never => {
+    if (err instanceof BrokenCircuitError) {
+      throw new StoreUnavailable('store circuit open', { cause: err });
+    }
+    if (err instanceof TaskCancelledError) {
+      throw new StoreUnavailable('store read timed out', { cause: err });
+    }
+    throw err;
+  };
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function' || UNGUARDED.has(property as keyof Store)) {
+        return typeof value === 'function' ? value.bind(target) : value;
+      }
+      const policy = READS.has(property as keyof Store) ? readPolicy : breaker;
+      return (...args: unknown[]) =>
+        policy.execute(() => value.apply(target, args)).catch(translate);
+    },
+  });
+}
