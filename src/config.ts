@@ -56,6 +56,16 @@ export const EnvSchema = Type.Object({
   ENGRAM_CACHE_GRACE_MS: Type.Integer({ default: 600_000, minimum: 0, maximum: 86_400_000 }),
   /** A store read slower than this fails (and is answered from cache within grace). @default 2000 */
   ENGRAM_STORE_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 10, maximum: 600_000 }),
+  /** Warming loads running at once (never more, so live traffic keeps the store). @default 2 */
+  ENGRAM_WARM_CONCURRENCY: Type.Integer({ default: 2, minimum: 1, maximum: 64 }),
+  /** Most recently active users warmed at boot (0: none). @default 1000 */
+  ENGRAM_WARM_BOOT_USERS: Type.Integer({ default: 1000, minimum: 0, maximum: 1_000_000 }),
+  /** Users warmed ahead of the hour they are usually active in (0: none). @default 1000 */
+  ENGRAM_WARM_AHEAD_USERS: Type.Integer({ default: 1000, minimum: 0, maximum: 1_000_000 }),
+  /** Period of ahead-of-time warming. @default 900000 */
+  ENGRAM_WARM_INTERVAL_MS: Type.Integer({ default: 900_000, minimum: 1_000, maximum: 86_400_000 }),
+  /** Period of the write-behind of user activity (which guides warming). @default 10000 */
+  ENGRAM_ACTIVITY_FLUSH_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 3_600_000 }),
   /** Create and print a key on first start when none exists (embedded mode only). @default true */
   ENGRAM_BOOTSTRAP_KEY: Type.Boolean({ default: true }),
 });
@@ -95,6 +105,8 @@ export interface Config {
     graceMs: number;
   };
   storeTimeoutMs: number;
+  warm: { concurrency: number; bootUsers: number; aheadUsers: number; intervalMs: number };
+  activityFlushMs: number;
   /** Where the bootstrap key is written (owner-only permissions). */
   keyFile: string;
 }
@@ -154,6 +166,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       graceMs: env.ENGRAM_CACHE_GRACE_MS,
     },
     storeTimeoutMs: env.ENGRAM_STORE_TIMEOUT_MS,
+    warm: {
+      concurrency: env.ENGRAM_WARM_CONCURRENCY,
+      bootUsers: env.ENGRAM_WARM_BOOT_USERS,
+      aheadUsers: env.ENGRAM_WARM_AHEAD_USERS,
+      intervalMs: env.ENGRAM_WARM_INTERVAL_MS,
+    },
+    activityFlushMs: env.ENGRAM_ACTIVITY_FLUSH_MS,
     keyFile: resolve(dataDir, 'api-key'),
   };
 }

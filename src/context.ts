@@ -1,7 +1,10 @@
 import type { Logger } from 'pino';
+import { ActivityTracker } from './activity/activity-tracker.ts';
 import { ApiKeys } from './auth/api-keys.ts';
 import { userScope } from './cache/cache-keys.ts';
 import { type Cache, createCache } from './cache/create-cache.ts';
+import { WarmScheduler } from './cache/warm-scheduler.ts';
+import { Warmer } from './cache/warmer.ts';
 import type { Config } from './config.ts';
 import { CachedReads } from './http/cached-reads.ts';
 import { PurgeJob } from './jobs/purge-job.ts';
@@ -26,6 +29,11 @@ export interface ServiceContext {
   /** Cached, pre-serialized answers of the read routes. */
   reads: CachedReads;
   purge: PurgeJob;
+  activity: ActivityTracker;
+  warmer: Warmer;
+  warming: WarmScheduler;
+  /** Starts background work: purge, activity write-behind, warming. */
+  start(): void;
   /** Stops background work and closes the store. */
   close(): Promise<void>;
 }
@@ -54,16 +62,25 @@ export async function createContext(
     deleteGraceMs: config.deleteGraceMs,
     intervalMs: config.purgeIntervalMs,
   });
+  const activity = new ActivityTracker(store, clock, logger, config.activityFlushMs);
+  const warmer = new Warmer(config.warm.concurrency, 10_000, cache.stack.counters, (err) =>
+    logger.debug({ err }, 'warming load failed'),
+  );
+  let reads: CachedReads | undefined;
   const memories = new MemoryService(store, clock, idempotency, {
     deleteGraceMs: config.deleteGraceMs,
     onWrite: async (tenant, userIds) => {
+      const users = [...userIds];
       try {
-        await cache.stack.invalidate([...userIds].map((u) => userScope(tenant, u)));
+        await cache.stack.invalidate(users.map((u) => userScope(tenant, u)));
       } catch (err) {
         logger.error({ err }, 'cache invalidation failed');
       }
+      reads?.afterWrite(tenant, users);
     },
   });
+  reads = new CachedReads(memories, cache.stack, warmer, activity);
+  const warming = new WarmScheduler(store, reads, clock, logger, config.warm);
   return {
     config,
     logger,
@@ -73,10 +90,21 @@ export async function createContext(
     keys: new ApiKeys(store, clock),
     idempotency,
     memories,
-    reads: new CachedReads(memories, cache.stack),
+    reads,
     purge,
+    activity,
+    warmer,
+    warming,
+    start() {
+      purge.start();
+      activity.start();
+      warming.start();
+    },
     async close() {
+      warming.stop();
       await purge.stop();
+      await activity.stop();
+      await warmer.stop();
       await cache.close();
       await rawStore.close();
     },

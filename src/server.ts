@@ -30,7 +30,7 @@ export async function serve(config: Config): Promise<void> {
     logger.info('stopped');
   });
   await app.listen({ host: config.host, port: config.port });
-  ctx.purge.start();
+  ctx.start();
   logger.info(
     { store: ctx.store.dialect, address: `http://${config.host}:${config.port}` },
     'engram ready',

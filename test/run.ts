@@ -16,6 +16,7 @@ const ALL = [
   'test/integration/memory-api.test.ts',
   'test/integration/auth-and-health.test.ts',
   'test/integration/crash-durability.test.ts',
+  'test/integration/cache-warming.test.ts',
 ];
 
 const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;

@@ -1,6 +1,8 @@
 import { LRUCache } from 'lru-cache';
+import type { ActivityTracker } from '../activity/activity-tracker.ts';
 import { memoryKey, queryKey, userScope } from '../cache/cache-keys.ts';
 import type { CacheStack, Served } from '../cache/cache-stack.ts';
+import type { Warmer } from '../cache/warmer.ts';
 import type { MemoryService } from '../memory/memory-service.ts';
 import type { ListFilter, MemoryRow } from '../memory/memory-types.ts';
 import { toPublicMemory } from '../memory/memory-view.ts';
@@ -15,19 +17,67 @@ function validUntil(rows: MemoryRow[]): number {
   return min;
 }
 
+type ListQuery = Omit<ListFilter, 'now'>;
+
+/** The page a user's session asks for first, warmed when nothing better is known. */
+const DEFAULT_PAGE = 50;
+/** Distinct list queries remembered per user for refreshing after writes. */
+const QUERIES_PER_USER = 4;
+
 /**
  * The cached read paths of the API: each answer is kept serialized, under the version of the
- * user it belongs to, so a warm read is a lookup and a buffer write.
+ * user it belongs to, so a warm read is a lookup and a buffer write. After a write, the user's
+ * recently filled queries are loaded again in the background (refresh-ahead), so the next read
+ * after a write is a hit too.
  */
 export class CachedReads {
   readonly #memories: MemoryService;
   readonly #cache: CacheStack;
+  readonly #warmer: Warmer;
+  readonly #activity: ActivityTracker;
   // A memory never changes user: once seen, its by-id answer can be versioned by that user.
   readonly #owner = new LRUCache<string, string>({ max: 1_000_000 });
+  readonly #recentQueries = new LRUCache<string, ListQuery[]>({ max: 200_000 });
 
-  constructor(memories: MemoryService, cache: CacheStack) {
+  constructor(
+    memories: MemoryService,
+    cache: CacheStack,
+    warmer: Warmer,
+    activity: ActivityTracker,
+  ) {
     this.#memories = memories;
     this.#cache = cache;
+    this.#warmer = warmer;
+    this.#activity = activity;
+  }
+
+  #remember(tenant: string, query: ListQuery): void {
+    const scope = userScope(tenant, query.userId);
+    const known = this.#recentQueries.get(scope) ?? [];
+    const key = queryKey('list', tenant, query.userId, query);
+    if (known.some((q) => queryKey('list', tenant, q.userId, q) === key)) return;
+    this.#recentQueries.set(scope, [query, ...known].slice(0, QUERIES_PER_USER));
+  }
+
+  /** Loads a user's recently used queries (or the default page) into the cache. */
+  async refresh(tenant: string, userId: string): Promise<void> {
+    const queries = this.#recentQueries.get(userScope(tenant, userId)) ?? [
+      { userId, limit: DEFAULT_PAGE },
+    ];
+    for (const query of queries) await this.list(tenant, query, false);
+  }
+
+  /** Queues a background {@link refresh} of a user; false when the warming queue is full. */
+  warmUser(tenant: string, userId: string): boolean {
+    return this.#warmer.enqueue(userScope(tenant, userId), () => this.refresh(tenant, userId));
+  }
+
+  /** After a committed write: the users' queries are refreshed in the background. */
+  afterWrite(tenant: string, userIds: Iterable<string>): void {
+    for (const userId of userIds) {
+      this.#activity.touch(tenant, userId);
+      this.warmUser(tenant, userId);
+    }
   }
 
   /** One memory as the JSON body of GET /v1/memories/{id}. */
@@ -41,16 +91,21 @@ export class CachedReads {
         validUntil: validUntil([row]),
       };
     };
-    if (owner !== undefined) return this.#cache.get({ scope: userScope(tenant, owner), key }, load);
+    if (owner !== undefined) {
+      this.#activity.touch(tenant, owner);
+      return this.#cache.get({ scope: userScope(tenant, owner), key }, load);
+    }
     // The owner must be known before the load to read its version first; learn it once.
     const row = await this.#memories.get(tenant, id);
     this.#owner.set(key, row.userId);
+    this.#activity.touch(tenant, row.userId);
     return this.#cache.get({ scope: userScope(tenant, row.userId), key }, load);
   }
 
   /** A page of a user's memories as the JSON body of GET /v1/users/{userId}/memories. */
-  list(tenant: string, filter: Omit<ListFilter, 'now'>): Promise<Served> {
-    return this.#cache.get(
+  async list(tenant: string, filter: ListQuery, byClient = true): Promise<Served> {
+    if (byClient) this.#activity.touch(tenant, filter.userId);
+    const served = await this.#cache.get(
       {
         scope: userScope(tenant, filter.userId),
         key: queryKey('list', tenant, filter.userId, filter),
@@ -64,5 +119,7 @@ export class CachedReads {
         return { body: Buffer.from(JSON.stringify(body)), validUntil: validUntil(page.rows) };
       },
     );
+    if (served.source === 'store' && byClient) this.#remember(tenant, filter);
+    return served;
   }
 }

@@ -373,7 +373,7 @@ export class MemoryService {
       if (n < CHUNK) break;
       await yieldToLoop();
     }
-    await this.#store.eraseUserIdempotency(tenant, userId);
+    await this.#store.eraseUserRecords(tenant, userId);
     await this.#changed(tenant, [userId]);
     return total;
   }

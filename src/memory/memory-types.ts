@@ -88,3 +88,18 @@ export interface ApiKeyRow {
   createdAt: number;
   revokedAt: number | null;
 }
+
+/** Activity of one user since the last flush: when last seen, and how often in each UTC hour. */
+export interface ActivityDelta {
+  tenant: string;
+  userId: string;
+  lastSeenAt: number;
+  /** 24 counts, index = UTC hour of day. */
+  hours: number[];
+}
+
+/** A user, as returned by activity queries. */
+export interface ActiveUser {
+  tenant: string;
+  userId: string;
+}

@@ -19,6 +19,8 @@ const READS = new Set<keyof Store>([
   'getIdempotency',
   'findApiKey',
   'listApiKeys',
+  'recentlyActiveUsers',
+  'usersUsuallyActiveAt',
 ]);
 
 /** Methods that pass through untouched: probes, schema, lifecycle. */

@@ -1,4 +1,5 @@
 import type {
+  ActivityDelta,
   ApiKeyRow,
   IdempotencyRecord,
   ListFilter,
@@ -86,3 +87,39 @@ export const PLAN_SAMPLES = {
   } satisfies ListFilter,
   listBySession: { userId: 'u', sessionId: 's', limit: 50, now: 0 } satisfies ListFilter,
 };
+
+/** Adds a delta's hour counts to stored ones (`"n,n,…"`, 24 of them); returns both forms. */
+export function mergeHours(
+  stored: string | null,
+  delta: ActivityDelta,
+): { text: string; usual: number } {
+  const hours = stored ? stored.split(',').map(Number) : new Array<number>(24).fill(0);
+  let usual = 0;
+  for (let h = 0; h < 24; h++) {
+    hours[h] = (hours[h] ?? 0) + (delta.hours[h] ?? 0);
+    if ((hours[h] ?? 0) > (hours[usual] ?? 0)) usual = h;
+  }
+  return { text: hours.join(','), usual };
+}
+
+/** The activity queries, shared by both dialects (`?` placeholders). */
+export const ACTIVITY_SQL = {
+  recent:
+    'SELECT tenant, user_id FROM user_activity WHERE last_seen_at >= ? ORDER BY last_seen_at DESC LIMIT ?',
+  usual:
+    'SELECT tenant, user_id FROM user_activity WHERE usual_hour = ? AND last_seen_at >= ? ORDER BY last_seen_at DESC LIMIT ?',
+};
+
+/** The user_activity table, the same in both dialects (times and counts fit both). */
+export const ACTIVITY_TABLE = `
+  CREATE TABLE user_activity (
+    tenant TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    hours TEXT NOT NULL,
+    usual_hour INTEGER NOT NULL,
+    PRIMARY KEY (tenant, user_id)
+  );
+  CREATE INDEX user_activity_recent ON user_activity (last_seen_at);
+  CREATE INDEX user_activity_usual ON user_activity (usual_hour, last_seen_at);
+`;

@@ -1,4 +1,6 @@
 import type {
+  ActiveUser,
+  ActivityDelta,
   ApiKeyRow,
   HistoryEntry,
   HistoryOp,
@@ -26,6 +28,8 @@ export const PLANNED_QUERIES = [
   'purgeDeleted',
   'getIdempotency',
   'findApiKey',
+  'recentlyActiveUsers',
+  'usersUsuallyActiveAt',
 ] as const;
 
 /** A query name from {@link PLANNED_QUERIES}. */
@@ -76,8 +80,8 @@ export interface Store {
   ): Promise<MemoryRow[]>;
   /** Deletes up to `limit` of a user's memories (with their history); returns the count. */
   eraseUserChunk(tenant: string, userId: string, limit: number): Promise<number>;
-  /** Deletes the user's remembered idempotent responses; returns the count. */
-  eraseUserIdempotency(tenant: string, userId: string): Promise<number>;
+  /** Deletes the user's remembered idempotent responses and activity; returns the count. */
+  eraseUserRecords(tenant: string, userId: string): Promise<number>;
   /** Hard-deletes up to `limit` memories whose `expiresAt` is at or before `now`. */
   purgeExpired(now: number, limit: number): Promise<number>;
   /** Hard-deletes up to `limit` memories soft-deleted at or before `cutoff`. */
@@ -89,6 +93,13 @@ export interface Store {
   getIdempotency(tenant: string, key: string, now: number): Promise<IdempotencyRecord | null>;
   /** Stores an idempotency record; throws {@link IdempotencyKeyTaken} if the key exists. */
   putIdempotency(record: IdempotencyRecord): Promise<void>;
+
+  /** Merges activity counts into each user's record (last seen, counts per UTC hour). */
+  recordActivity(deltas: ActivityDelta[]): Promise<void>;
+  /** Users seen since `since`, most recent first. */
+  recentlyActiveUsers(since: number, limit: number): Promise<ActiveUser[]>;
+  /** Users seen since `since` whose busiest UTC hour is `hour`, most recent first. */
+  usersUsuallyActiveAt(hour: number, since: number, limit: number): Promise<ActiveUser[]>;
 
   insertApiKey(key: ApiKeyRow): Promise<void>;
   findApiKey(id: string): Promise<ApiKeyRow | null>;

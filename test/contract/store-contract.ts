@@ -56,8 +56,8 @@ export function fullScans(plan: string): string[] {
     .split('\n')
     .filter(
       (line) =>
-        /\bSCAN (memories|memory_history)\b/.test(line) ||
-        /Seq Scan on (memories|memory_history)\b/.test(line),
+        /\bSCAN (memories|memory_history|user_activity)\b/.test(line) ||
+        /Seq Scan on (memories|memory_history|user_activity)\b/.test(line),
     );
 }
 
@@ -324,7 +324,7 @@ export function storeContract(
       assert.equal(await store.eraseUserChunk('acme', userId, 5), 2);
       assert.equal(await store.eraseUserChunk('acme', userId, 5), 0);
       assert.deepEqual(await store.listHistory('acme', rows[0]?.id ?? ''), []);
-      assert.equal(await store.eraseUserIdempotency('acme', userId), 1);
+      assert.equal(await store.eraseUserRecords('acme', userId), 1);
       assert.ok(await store.getMemory('acme', bystander.id));
     });
 
@@ -343,6 +343,29 @@ export function storeContract(
       for (const r of keep) assert.ok(await store.getMemory('acme', r.id));
       await store.putIdempotency(idem({ expiresAt: T0 + 1 }));
       assert.ok((await store.purgeIdempotency(T0 + 1, 100)) >= 1);
+    });
+
+    it('merges activity and finds recent and usually-active users', async () => {
+      const hours = (h: number, n: number) =>
+        Array.from({ length: 24 }, (_, i) => (i === h ? n : 0));
+      const a = freshUser();
+      const b = freshUser();
+      await store.recordActivity([
+        { tenant: 'acme', userId: a, lastSeenAt: T0 + 100, hours: hours(7, 3) },
+        { tenant: 'acme', userId: b, lastSeenAt: T0 + 200, hours: hours(9, 1) },
+      ]);
+      // b becomes a 7 o'clock user once its 7:00 count passes its 9:00 count.
+      await store.recordActivity([
+        { tenant: 'acme', userId: b, lastSeenAt: T0 + 150, hours: hours(7, 2) },
+      ]);
+      const recent = await store.recentlyActiveUsers(T0 + 50, 10);
+      const mine = recent.filter((u) => u.userId === a || u.userId === b).map((u) => u.userId);
+      assert.deepEqual(mine, [b, a], 'most recent first; last seen never moves back');
+      const at7 = (await store.usersUsuallyActiveAt(7, T0, 100)).map((u) => u.userId);
+      assert.ok(at7.includes(a) && at7.includes(b));
+      assert.ok(!(await store.usersUsuallyActiveAt(9, T0, 100)).some((u) => u.userId === b));
+      await store.eraseUserRecords('acme', a);
+      assert.ok(!(await store.recentlyActiveUsers(T0, 100)).some((u) => u.userId === a));
     });
 
     it('stores API keys by id with their hash, and revokes them once', async () => {

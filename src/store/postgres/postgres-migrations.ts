@@ -1,3 +1,4 @@
+import { ACTIVITY_TABLE } from '../row-mapping.ts';
 import type { Migration } from '../sqlite/sqlite-migrations.ts';
 
 /**
@@ -73,5 +74,10 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
         revoked_at BIGINT
       );
     `,
+  },
+  {
+    version: 2,
+    name: 'user activity (for cache warming)',
+    sql: ACTIVITY_TABLE,
   },
 ];

@@ -1,5 +1,7 @@
 import pg from 'pg';
 import type {
+  ActiveUser,
+  ActivityDelta,
   ApiKeyRow,
   HistoryEntry,
   HistoryOp,
@@ -8,7 +10,16 @@ import type {
   MemoryRow,
 } from '../../memory/memory-types.ts';
 import { listConditions } from '../list-conditions.ts';
-import { MEMORY_COLUMNS, PLAN_SAMPLES, type Raw, toIdem, toKey, toRow } from '../row-mapping.ts';
+import {
+  ACTIVITY_SQL,
+  MEMORY_COLUMNS,
+  mergeHours,
+  PLAN_SAMPLES,
+  type Raw,
+  toIdem,
+  toKey,
+  toRow,
+} from '../row-mapping.ts';
 import {
   IdempotencyKeyTaken,
   type Mutation,
@@ -370,11 +381,59 @@ export class PostgresStore implements Store {
     return this.#count(ERASE_SQL, [tenant, userId, limit]);
   }
 
-  async eraseUserIdempotency(tenant: string, userId: string): Promise<number> {
-    return this.#count('DELETE FROM idempotency_keys WHERE tenant = $1 AND user_id = $2', [
-      tenant,
-      userId,
-    ]);
+  async eraseUserRecords(tenant: string, userId: string): Promise<number> {
+    return this.#transaction(async (client) => {
+      await client.query('DELETE FROM user_activity WHERE tenant = $1 AND user_id = $2', [
+        tenant,
+        userId,
+      ]);
+      const result = await client.query(
+        'DELETE FROM idempotency_keys WHERE tenant = $1 AND user_id = $2',
+        [tenant, userId],
+      );
+      return result.rowCount ?? 0;
+    });
+  }
+
+  async recordActivity(deltas: ActivityDelta[]): Promise<void> {
+    if (deltas.length === 0) return;
+    await this.#transaction(async (client) => {
+      // Read the stored counts under lock, merge here, write all rows back in one statement.
+      const { rows } = await client.query<Raw>(
+        `SELECT tenant, user_id, hours FROM user_activity
+         WHERE (tenant, user_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+         ORDER BY tenant, user_id FOR UPDATE`,
+        [deltas.map((d) => d.tenant), deltas.map((d) => d.userId)],
+      );
+      const stored = new Map(rows.map((r) => [`${r.tenant}\0${r.user_id}`, r.hours as string]));
+      const merged = deltas.map((d) =>
+        mergeHours(stored.get(`${d.tenant}\0${d.userId}`) ?? null, d),
+      );
+      await client.query(
+        `INSERT INTO user_activity (tenant, user_id, last_seen_at, hours, usual_hour)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[])
+         ON CONFLICT (tenant, user_id) DO UPDATE SET
+           last_seen_at = GREATEST(user_activity.last_seen_at, EXCLUDED.last_seen_at),
+           hours = EXCLUDED.hours, usual_hour = EXCLUDED.usual_hour`,
+        [
+          deltas.map((d) => d.tenant),
+          deltas.map((d) => d.userId),
+          deltas.map((d) => d.lastSeenAt),
+          merged.map((m) => m.text),
+          merged.map((m) => m.usual),
+        ],
+      );
+    });
+  }
+
+  async recentlyActiveUsers(since: number, limit: number): Promise<ActiveUser[]> {
+    const rows = await this.#all(numbered(ACTIVITY_SQL.recent, 1), [since, limit]);
+    return rows.map((r) => ({ tenant: r.tenant as string, userId: r.user_id as string }));
+  }
+
+  async usersUsuallyActiveAt(hour: number, since: number, limit: number): Promise<ActiveUser[]> {
+    const rows = await this.#all(numbered(ACTIVITY_SQL.usual, 1), [hour, since, limit]);
+    return rows.map((r) => ({ tenant: r.tenant as string, userId: r.user_id as string }));
   }
 
   async purgeExpired(now: number, limit: number): Promise<number> {
@@ -447,6 +506,8 @@ export class PostgresStore implements Store {
       purgeDeleted: { sql: PURGE_DELETED_SQL, params: [0, 500] },
       getIdempotency: { sql: GET_IDEM_SQL, params: ['t', 'k', 0] },
       findApiKey: { sql: FIND_KEY_SQL, params: ['k'] },
+      recentlyActiveUsers: { sql: numbered(ACTIVITY_SQL.recent, 1), params: [0, 100] },
+      usersUsuallyActiveAt: { sql: numbered(ACTIVITY_SQL.usual, 1), params: [3, 0, 100] },
     };
     const { sql, params } = plans[query];
     // SET LOCAL inside a rolled-back transaction: the setting cannot leak into the pool, and

@@ -1,3 +1,4 @@
+import { ACTIVITY_TABLE } from '../row-mapping.ts';
 /** One schema step; applied in order, recorded in `schema_migrations`. */
 export interface Migration {
   version: number;
@@ -73,5 +74,10 @@ export const SQLITE_MIGRATIONS: Migration[] = [
         revoked_at INTEGER
       );
     `,
+  },
+  {
+    version: 2,
+    name: 'user activity (for cache warming)',
+    sql: ACTIVITY_TABLE,
   },
 ];

@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type {
+  ActiveUser,
+  ActivityDelta,
   ApiKeyRow,
   HistoryEntry,
   HistoryOp,
@@ -11,7 +13,16 @@ import type {
 } from '../../memory/memory-types.ts';
 import { yieldToLoop } from '../../util/yield.ts';
 import { listConditions } from '../list-conditions.ts';
-import { MEMORY_COLUMNS, PLAN_SAMPLES, type Raw, toIdem, toKey, toRow } from '../row-mapping.ts';
+import {
+  ACTIVITY_SQL,
+  MEMORY_COLUMNS,
+  mergeHours,
+  PLAN_SAMPLES,
+  type Raw,
+  toIdem,
+  toKey,
+  toRow,
+} from '../row-mapping.ts';
 import { IdempotencyKeyTaken, type Mutation, type PlannedQuery, type Store } from '../store.ts';
 import { GroupCommit } from './group-commit.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
@@ -323,14 +334,49 @@ export class SqliteStore implements Store {
     return this.#write(() => this.#stmt(this.#eraseSql).run(tenant, userId, limit).changes);
   }
 
-  eraseUserIdempotency(tenant: string, userId: string): Promise<number> {
-    return this.#write(
-      () =>
-        this.#stmt('DELETE FROM idempotency_keys WHERE tenant = ? AND user_id = ?').run(
+  eraseUserRecords(tenant: string, userId: string): Promise<number> {
+    return this.#write(() =>
+      this.#db.transaction(() => {
+        this.#stmt('DELETE FROM user_activity WHERE tenant = ? AND user_id = ?').run(
           tenant,
           userId,
-        ).changes,
+        );
+        return this.#stmt('DELETE FROM idempotency_keys WHERE tenant = ? AND user_id = ?').run(
+          tenant,
+          userId,
+        ).changes;
+      })(),
     );
+  }
+
+  recordActivity(deltas: ActivityDelta[]): Promise<void> {
+    return this.#write(() =>
+      this.#db.transaction(() => {
+        for (const d of deltas) {
+          const stored = this.#stmt(
+            'SELECT hours FROM user_activity WHERE tenant = ? AND user_id = ?',
+          ).get(d.tenant, d.userId) as Raw | undefined;
+          const merged = mergeHours((stored?.hours as string | undefined) ?? null, d);
+          this.#stmt(
+            `INSERT INTO user_activity (tenant, user_id, last_seen_at, hours, usual_hour)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (tenant, user_id) DO UPDATE SET
+               last_seen_at = MAX(last_seen_at, excluded.last_seen_at),
+               hours = excluded.hours, usual_hour = excluded.usual_hour`,
+          ).run(d.tenant, d.userId, d.lastSeenAt, merged.text, merged.usual);
+        }
+      })(),
+    );
+  }
+
+  async recentlyActiveUsers(since: number, limit: number): Promise<ActiveUser[]> {
+    const rows = this.#read(ACTIVITY_SQL.recent).all(since, limit) as Raw[];
+    return rows.map((r) => ({ tenant: r.tenant as string, userId: r.user_id as string }));
+  }
+
+  async usersUsuallyActiveAt(hour: number, since: number, limit: number): Promise<ActiveUser[]> {
+    const rows = this.#read(ACTIVITY_SQL.usual).all(hour, since, limit) as Raw[];
+    return rows.map((r) => ({ tenant: r.tenant as string, userId: r.user_id as string }));
   }
 
   #purgeExpiredSql =
@@ -417,6 +463,8 @@ export class SqliteStore implements Store {
       purgeDeleted: { sql: this.#purgeDeletedSql, params: [0, 500] },
       getIdempotency: { sql: this.#getIdemSql, params: ['t', 'k', 0] },
       findApiKey: { sql: 'SELECT * FROM api_keys WHERE id = ?', params: ['k'] },
+      recentlyActiveUsers: { sql: ACTIVITY_SQL.recent, params: [0, 100] },
+      usersUsuallyActiveAt: { sql: ACTIVITY_SQL.usual, params: [3, 0, 100] },
     };
     const { sql, params } = plans[query];
     const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...bind(params)) as Raw[];
