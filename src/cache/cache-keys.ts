@@ -22,9 +22,18 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
-/** A short hash of normalized parameters: equal parameters, equal hash, whatever their order. */
+/** Normalized parameters up to this length are used as they are; longer ones are hashed. */
+const VERBATIM_MAX = 96;
+
+/**
+ * A key part for normalized parameters: equal parameters give equal parts whatever their
+ * order. Short ones are kept verbatim (no collision possible, no hashing cost on the hot
+ * path); longer ones become 128 bits of SHA-256, marked with `#` so the two cannot meet.
+ */
 export function paramsHash(params: unknown): string {
-  return createHash('sha256').update(canonicalJson(params)).digest('base64url').slice(0, 22);
+  const text = canonicalJson(params);
+  if (text.length <= VERBATIM_MAX) return text;
+  return `#${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
 }
 
 /** The key of a user-scoped query (`kind`: list, search, …) with its parameters. */

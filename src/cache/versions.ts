@@ -54,7 +54,10 @@ export class Versions {
     if (known && now - known.confirmedAt < this.#trustMs) return known.version;
     const remote = await this.#l2.version(scope, this.#base());
     if (remote === null) return null;
-    const version = Math.max(remote, known?.version ?? 0);
+    // A newer version may have come over the bus while Redis answered (another connection):
+    // never go back below it.
+    const latest = this.#known.get(scope);
+    const version = Math.max(remote, known?.version ?? 0, latest?.version ?? 0);
     this.#known.set(scope, { version, confirmedAt: now });
     return version;
   }
@@ -68,7 +71,8 @@ export class Versions {
     if (this.#l2 && remote === null) {
       if (this.#pending.size < MAX_PENDING) this.#pending.add(scope);
     }
-    const version = Math.max(remote ?? local, known ? known.version + 1 : 0);
+    const latest = this.#known.get(scope); // may have moved on (bus) during the bump
+    const version = Math.max(remote ?? local, known ? known.version + 1 : 0, latest?.version ?? 0);
     this.#known.set(scope, { version, confirmedAt: now });
     return version;
   }

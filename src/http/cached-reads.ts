@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { ActivityTracker } from '../activity/activity-tracker.ts';
 import { memoryKey, queryKey, userScope } from '../cache/cache-keys.ts';
 import type { CacheStack, Served } from '../cache/cache-stack.ts';
+import { SingleFlight } from '../cache/single-flight.ts';
 import type { Warmer } from '../cache/warmer.ts';
 import type { MemoryService } from '../memory/memory-service.ts';
 import type { ListFilter, MemoryRow } from '../memory/memory-types.ts';
@@ -37,6 +38,8 @@ export class CachedReads {
   readonly #activity: ActivityTracker;
   // A memory never changes user: once seen, its by-id answer can be versioned by that user.
   readonly #owner = new LRUCache<string, string>({ max: 1_000_000 });
+  // Concurrent first reads of one memory share one owner lookup (else N reads cost N + 1).
+  readonly #ownerLookups = new SingleFlight<string>();
   readonly #recentQueries = new LRUCache<string, ListQuery[]>({ max: 200_000 });
 
   constructor(
@@ -96,10 +99,13 @@ export class CachedReads {
       return this.#cache.get({ scope: userScope(tenant, owner), key }, load);
     }
     // The owner must be known before the load to read its version first; learn it once.
-    const row = await this.#memories.get(tenant, id);
-    this.#owner.set(key, row.userId);
-    this.#activity.touch(tenant, row.userId);
-    return this.#cache.get({ scope: userScope(tenant, row.userId), key }, load);
+    const learned = await this.#ownerLookups.run(key, async () => {
+      const row = await this.#memories.get(tenant, id);
+      this.#owner.set(key, row.userId);
+      return row.userId;
+    }).promise;
+    this.#activity.touch(tenant, learned);
+    return this.#cache.get({ scope: userScope(tenant, learned), key }, load);
   }
 
   /** A page of a user's memories as the JSON body of GET /v1/users/{userId}/memories. */
