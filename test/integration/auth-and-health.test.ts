@@ -90,6 +90,7 @@ describe('health and docs', () => {
       'GET /v1/users/{userId}/memories',
       'GET /v1/users/{userId}/export',
       'DELETE /v1/users/{userId}',
+      'GET /v1/stats/cache',
       'GET /livez',
       'GET /readyz',
     ]) {

@@ -274,6 +274,14 @@ const ROUTES: Route[] = [
     writes: true,
     okStatus: 200,
   },
+  {
+    name: 'GET /v1/stats/cache',
+    method: 'GET',
+    path: '/v1/stats/cache',
+    url: () => '/v1/stats/cache',
+    writes: false,
+    okStatus: 200,
+  },
 ];
 
 /** Routes whose requests carry a body that the server parses (every non-GET route). */

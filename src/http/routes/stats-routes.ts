@@ -1,0 +1,49 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { ServiceContext } from '../../context.ts';
+import { errorResponses } from '../schemas/common-schemas.ts';
+
+const Counter = Type.Integer({ minimum: 0 });
+
+/** Instance-wide cache counters (no tenant data): hits and misses per tier, fills, … */
+const CacheStats = Type.Object({
+  distributed: Type.Boolean(),
+  counters: Type.Object({
+    l1Hits: Counter,
+    l1Misses: Counter,
+    l2Hits: Counter,
+    l2Misses: Counter,
+    l2Errors: Counter,
+    fills: Counter,
+    fillsJoined: Counter,
+    staleServes: Counter,
+    l1Evictions: Counter,
+    l1Bytes: Counter,
+    invalidations: Counter,
+    busReceived: Counter,
+    busReconnectClears: Counter,
+    warmed: Counter,
+  }),
+  warmQueue: Counter,
+});
+
+/** GET /v1/stats/cache: this instance's cache counters (the metrics issue exports them too). */
+export function statsRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/v1/stats/cache',
+      {
+        schema: {
+          tags: ['stats'],
+          summary: "This instance's cache counters",
+          response: { 200: CacheStats, ...errorResponses },
+        },
+      },
+      async () => ({
+        distributed: ctx.cache.distributed,
+        counters: { ...ctx.cache.stack.counters },
+        warmQueue: ctx.warmer.queued,
+      }),
+    );
+  };
+}
