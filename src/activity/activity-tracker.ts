@@ -38,7 +38,7 @@ export class ActivityTracker {
       if (this.#buffer.size >= MAX_BUFFERED) void this.flush();
     }
     delta.lastSeenAt = now;
-    const hour = new Date(now).getUTCHours();
+    const hour = Math.floor(now / 3_600_000) % 24; // the UTC hour, without a Date
     delta.hours[hour] = (delta.hours[hour] ?? 0) + 1;
   }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyRow } from '../memory/memory-types.ts';
-import type { Store } from '../store/store.ts';
+import { isStoreUnavailable, type Store } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
 
 /** Pattern of a tenant name. */
@@ -63,12 +63,26 @@ export class ApiKeys {
     return { id, tenant, key: `egm_${id}_${secret}` };
   }
 
+  /** The tenant of a key verified within the cache TTL, without waiting; else undefined. */
+  verifiedTenant(key: string): string | undefined {
+    const verified = this.#verified.get(key);
+    return verified && verified.expiresAt > this.#clock.now() ? verified.tenant : undefined;
+  }
+
   /** The tenant of a valid, unrevoked key, or null. */
   async authenticate(key: string): Promise<string | null> {
     const now = this.#clock.now();
     const verified = this.#verified.get(key);
     if (verified && verified.expiresAt > now) return verified.tenant;
-    const tenant = await this.#verify(key);
+    let tenant: string | null;
+    try {
+      tenant = await this.#verify(key);
+    } catch (err) {
+      // While the store cannot be asked, a key verified before stays accepted: reads are then
+      // served from cache within grace (writes fail on the store anyway).
+      if (verified && isStoreUnavailable(err)) return verified.tenant;
+      throw err;
+    }
     if (tenant !== null) {
       if (this.#verified.size >= ApiKeys.#maxCached) this.#verified.clear();
       this.#verified.set(key, { tenant, expiresAt: now + this.#cacheTtlMs });

@@ -88,6 +88,19 @@ export class CacheStack {
     );
   }
 
+  /**
+   * A fresh L1 answer for `k` when the scope's version is known locally, without waiting (the
+   * hot path: no promise); undefined when {@link get} must run.
+   */
+  peek(k: CacheKey): Served | undefined {
+    const version = this.#versions.peek(k.scope);
+    if (version === undefined) return undefined;
+    const entry = this.#l1.get(k.key);
+    if (!entry || !this.#fresh(entry, version, this.#clock.now())) return undefined;
+    this.counters.l1Hits++;
+    return { entry, source: 'l1' };
+  }
+
   /** The value of `k`, from the first tier that holds it fresh, else from `load`. */
   async get(k: CacheKey, load: () => Promise<Loaded>): Promise<Served> {
     const now = this.#clock.now();

@@ -64,11 +64,26 @@ export function createCache(config: CacheConfig, clock: Clock, logger: Logger): 
   );
   stack = new CacheStack({ l1, l2, versions, bus, clock, counters, options });
   // Versions bumped while Redis was unreachable are written and announced once it is back.
-  client.on('ready', () => {
-    void versions.replayPending().then(async (replayed) => {
-      for (const { scope, version } of replayed) await bus.publish(scope, version);
-    });
-  });
+  let replaying = false;
+  const replay = (): void => {
+    if (replaying || versions.pending === 0) return;
+    replaying = true;
+    void versions
+      .replayPending()
+      .then(async (replayed) => {
+        for (const { scope, version } of replayed) await bus.publish(scope, version);
+      })
+      .finally(() => {
+        replaying = false;
+      });
+  };
+  client.on('ready', replay);
+  // A bump can also fail while the connection stays up (a command timeout, the circuit open):
+  // no reconnect follows, so retry those too, else other instances keep reading the old version.
+  const replayTimer = setInterval(() => {
+    if (client.status === 'ready') replay();
+  }, 1_000);
+  replayTimer.unref();
   return {
     stack,
     distributed: true,
@@ -80,6 +95,7 @@ export function createCache(config: CacheConfig, clock: Clock, logger: Logger): 
       return a && b;
     },
     close: async () => {
+      clearInterval(replayTimer);
       client.disconnect();
       subscriber.disconnect();
     },

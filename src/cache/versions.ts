@@ -41,6 +41,14 @@ export class Versions {
     return this.#clock.now() * 1000;
   }
 
+  /** The scope's version when it is known and trusted now, without waiting; else undefined. */
+  peek(scope: string): number | undefined {
+    const known = this.#known.get(scope);
+    if (!known) return undefined;
+    if (!this.#l2 || this.#clock.now() - known.confirmedAt < this.#trustMs) return known.version;
+    return undefined;
+  }
+
   /** The scope's current version, or null when it cannot be known now (cache bypass). */
   async current(scope: string): Promise<number | null> {
     const now = this.#clock.now();

@@ -20,6 +20,23 @@ function validUntil(rows: MemoryRow[]): number {
 
 type ListQuery = Omit<ListFilter, 'now'>;
 
+/** The cache key of a listing: every filter in a fixed order (no sorting on the hot path). */
+function listKey(tenant: string, q: ListQuery): string {
+  return queryKey('list', tenant, q.userId, [
+    q.limit,
+    q.beforeId,
+    q.kind,
+    q.tags,
+    q.agentId,
+    q.sessionId,
+    q.pinned,
+    q.createdFrom,
+    q.createdTo,
+    q.updatedFrom,
+    q.updatedTo,
+  ]);
+}
+
 /** The page a user's session asks for first, warmed when nothing better is known. */
 const DEFAULT_PAGE = 50;
 /** Distinct list queries remembered per user for refreshing after writes. */
@@ -57,8 +74,8 @@ export class CachedReads {
   #remember(tenant: string, query: ListQuery): void {
     const scope = userScope(tenant, query.userId);
     const known = this.#recentQueries.get(scope) ?? [];
-    const key = queryKey('list', tenant, query.userId, query);
-    if (known.some((q) => queryKey('list', tenant, q.userId, q) === key)) return;
+    const key = listKey(tenant, query);
+    if (known.some((q) => listKey(tenant, q) === key)) return;
     this.#recentQueries.set(scope, [query, ...known].slice(0, QUERIES_PER_USER));
   }
 
@@ -81,6 +98,26 @@ export class CachedReads {
       this.#activity.touch(tenant, userId);
       this.warmUser(tenant, userId);
     }
+  }
+
+  /** A warm answer of {@link get} without waiting, or undefined. */
+  peekGet(tenant: string, id: string): Served | undefined {
+    const key = memoryKey(tenant, id);
+    const owner = this.#owner.get(key);
+    if (owner === undefined) return undefined;
+    const served = this.#cache.peek({ scope: userScope(tenant, owner), key });
+    if (served) this.#activity.touch(tenant, owner);
+    return served;
+  }
+
+  /** A warm answer of {@link list} without waiting, or undefined. */
+  peekList(tenant: string, filter: ListQuery): Served | undefined {
+    const served = this.#cache.peek({
+      scope: userScope(tenant, filter.userId),
+      key: listKey(tenant, filter),
+    });
+    if (served) this.#activity.touch(tenant, filter.userId);
+    return served;
   }
 
   /** One memory as the JSON body of GET /v1/memories/{id}. */

@@ -108,8 +108,17 @@ export function memoryRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           response: { 200: Memory, ...errorResponses },
         },
       },
-      async (request, reply) =>
-        sendCached(request, reply, await ctx.reads.get(tenantOf(request), request.params.id)),
+      (request, reply) => {
+        const tenant = tenantOf(request);
+        const warm = ctx.reads.peekGet(tenant, request.params.id);
+        if (warm) {
+          sendCached(request, reply, warm);
+          return;
+        }
+        return ctx.reads.get(tenant, request.params.id).then((served) => {
+          sendCached(request, reply, served);
+        });
+      },
     );
 
     app.patch(

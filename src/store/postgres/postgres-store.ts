@@ -63,7 +63,7 @@ const UNAVAILABLE_CODES = new Set([
 
 // pg reports a lost socket or an exhausted pool with plain Errors that carry no code.
 const UNAVAILABLE_MESSAGE =
-  /Connection terminated|timeout exceeded when trying to connect|is not queryable/;
+  /Connection terminated|timeout exceeded when trying to connect|is not queryable|Query read timeout/;
 
 /** Whether an error means the server or the connection failed, not the statement. */
 function isConnectionError(err: unknown): boolean {
@@ -131,6 +131,9 @@ export class PostgresStore implements Store {
       max: options.poolMax,
       connectionTimeoutMillis: options.connectTimeoutMs,
       statement_timeout: options.statementTimeoutMs,
+      // A server that answers nothing (a network partition without resets) never reaches its
+      // statement_timeout: without a client-side deadline a query would wait forever.
+      query_timeout: options.statementTimeoutMs + 1_000,
       idleTimeoutMillis: 30_000,
       application_name: 'engram',
       types,
