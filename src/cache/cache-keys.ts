@@ -31,7 +31,8 @@ const VERBATIM_MAX = 96;
  * path); longer ones become 128 bits of SHA-256, marked with `#` so the two cannot meet.
  */
 export function paramsHash(params: unknown): string {
-  const text = canonicalJson(params);
+  // A flat array of scalars and string arrays is already canonical: native JSON is enough.
+  const text = Array.isArray(params) ? JSON.stringify(params) : canonicalJson(params);
   if (text.length <= VERBATIM_MAX) return text;
   return `#${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
 }
