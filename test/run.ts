@@ -17,6 +17,15 @@ const ALL = [
   'test/integration/auth-and-health.test.ts',
   'test/integration/crash-durability.test.ts',
   'test/integration/cache-warming.test.ts',
+  'test/integration/cache-coherence.test.ts',
+  'test/unit/cache-stack.test.ts',
+  'test/integration/cache-response.test.ts',
+  'test/integration/cache-stampede.test.ts',
+  'test/integration/cache-race.test.ts',
+  'test/integration/cache-versions.test.ts',
+  'test/integration/cache-bus-loss.test.ts',
+  'test/integration/cache-redis-down.test.ts',
+  'test/integration/cache-store-down.test.ts',
 ];
 
 const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;

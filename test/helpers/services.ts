@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 
 /** The PostgreSQL server tests use: TEST_DATABASE_URL, DATABASE_URL, or the local one. */
@@ -11,7 +13,12 @@ export const PG_URL =
 /** With CI=true a missing service fails the run instead of skipping. */
 export const IN_CI = process.env.CI === 'true';
 
+/** The Redis server tests use as a normal client: TEST_REDIS_URL, REDIS_URL, or the local one. */
+export const REDIS_URL =
+  process.env.TEST_REDIS_URL || process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+
 let pgProbe: Promise<string | null> | undefined;
+let redisProbe: Promise<string | null> | undefined;
 
 /** Null when PostgreSQL answers, else why not. */
 export function probePostgres(): Promise<string | null> {
@@ -30,14 +37,56 @@ export function probePostgres(): Promise<string | null> {
   return pgProbe;
 }
 
+/** Null when Redis answers PING within a second, else why not. */
+export function probeRedis(): Promise<string | null> {
+  redisProbe ??= (async () => {
+    const client = new Redis(REDIS_URL, {
+      lazyConnect: true,
+      connectTimeout: 1000,
+      commandTimeout: 1000,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const answer = await client.ping();
+      return answer === 'PONG' ? null : `PING answered ${answer}`;
+    } catch (err) {
+      return (err as Error).message || String(err);
+    } finally {
+      client.disconnect();
+    }
+  })();
+  return redisProbe;
+}
+
+/** Null when a `redis-server` binary can be run (for throwaway servers), else why not. */
+export function probeRedisBinary(): string | null {
+  const result = spawnSync('redis-server', ['--version'], { encoding: 'utf8', timeout: 5000 });
+  if (result.error) return result.error.message;
+  return result.status === 0 ? null : `redis-server --version exited ${result.status}`;
+}
+
+/** A service a suite can need: a server, or the binary to start throwaway Redis servers. */
+export type Service = 'postgres' | 'redis' | 'redis-server';
+
 /**
  * Options for a suite that needs a service: skipped with a loud line when the service is
  * missing, or failing when CI=true.
  */
-export async function needs(service: 'postgres'): Promise<{ skip: string | false }> {
-  const problem = await probePostgres();
+export async function needs(service: Service): Promise<{ skip: string | false }> {
+  const problem =
+    service === 'postgres'
+      ? await probePostgres()
+      : service === 'redis'
+        ? await probeRedis()
+        : probeRedisBinary();
   if (problem === null) return { skip: false };
-  const line = `${service.toUpperCase()} NOT REACHABLE at ${PG_URL} (${problem})`;
+  const where =
+    service === 'postgres' ? PG_URL : service === 'redis' ? REDIS_URL : 'the PATH (binary)';
+  const line = `${service.toUpperCase()} NOT REACHABLE at ${where} (${problem})`;
   if (IN_CI) throw new Error(`${line}: CI=true requires it`);
   process.stderr.write(`\n!!!!! SKIPPING ${service} suite: ${line} !!!!!\n\n`);
   return { skip: line };
