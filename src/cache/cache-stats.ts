@@ -23,6 +23,8 @@ export interface CacheCounters {
   busReconnectClears: number;
   /** Entries loaded ahead of use by warming. */
   warmed: number;
+  /** Warm reads answered before the framework (a subset of l1Hits). */
+  fastPath: number;
 }
 
 /** A fresh set of counters at zero. */
@@ -42,5 +44,6 @@ export function newCounters(): CacheCounters {
     busReceived: 0,
     busReconnectClears: 0,
     warmed: 0,
+    fastPath: 0,
   };
 }

@@ -151,7 +151,7 @@ export class CachedReads {
     const served = await this.#cache.get(
       {
         scope: userScope(tenant, filter.userId),
-        key: queryKey('list', tenant, filter.userId, filter),
+        key: listKey(tenant, filter),
       },
       async () => {
         const page = await this.#memories.list(tenant, filter);

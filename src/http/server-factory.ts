@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { FastifyServerFactory } from 'fastify';
+import type { FastPath } from './fast-path.ts';
 
 /** Limits of the HTTP server itself, below Fastify. */
 export interface ServerLimits {
@@ -7,6 +8,8 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** Larger header blocks are refused with 431. */
   maxHeaderBytes: number;
+  /** Answers warm reads before Fastify (see fast-path.ts); set once the app is built. */
+  fastPath?: { current: FastPath | undefined };
 }
 
 /**
@@ -23,6 +26,9 @@ export function serverFactory(limits: ServerLimits): FastifyServerFactory {
         connectionsCheckingInterval: Math.max(100, Math.min(1_000, limits.requestTimeoutMs / 4)),
         keepAliveTimeout: 72_000,
       },
-      handler as (req: IncomingMessage, res: ServerResponse) => void,
+      (req: IncomingMessage, res: ServerResponse) => {
+        if (limits.fastPath?.current?.(req, res)) return;
+        (handler as (req: IncomingMessage, res: ServerResponse) => void)(req, res);
+      },
     ) as Server;
 }

@@ -23,6 +23,7 @@ const CacheStats = Type.Object({
     busReceived: Counter,
     busReconnectClears: Counter,
     warmed: Counter,
+    fastPath: Counter,
   }),
   warmQueue: Counter,
 });
