@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
+import type { CacheConfig } from './cache/create-cache.ts';
 
 /**
  * Environment schema: every key Engram reads, with its default for the embedded mode.
@@ -96,14 +97,7 @@ export interface Config {
   idempotencyTtlMs: number;
   purgeIntervalMs: number;
   bootstrapKey: boolean;
-  cache: {
-    redisUrl: string;
-    redisTimeoutMs: number;
-    l1MaxBytes: number;
-    l1TrustMs: number;
-    ttlMs: number;
-    graceMs: number;
-  };
+  cache: CacheConfig;
   storeTimeoutMs: number;
   warm: { concurrency: number; bootUsers: number; aheadUsers: number; intervalMs: number };
   activityFlushMs: number;
