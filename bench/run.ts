@@ -1,12 +1,13 @@
 /**
- * `npm run bench -- <scenario> [--duration S] [--runs N] [--warmup S]`: runs one benchmark
- * scenario, prints its Markdown table and writes bench/results/<scenario>-<stamp>.{json,md}
- * and <scenario>-latest.{json,md}.
+ * `npm run bench -- <scenario> [--duration S] [--runs N] [--warmup S] [scenario options]`: runs
+ * one benchmark scenario, prints its Markdown table and writes
+ * bench/results/<scenario>-<stamp>.{json,md} and <scenario>-latest.{json,md}.
  */
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCleanups } from './lib/cleanup.ts';
 import {
+  checkCodeUnchanged,
   machineInfo,
   markdownReport,
   type ScenarioModule,
@@ -15,11 +16,29 @@ import {
 } from './lib/report.ts';
 import { REPO_ROOT } from './lib/server-process.ts';
 
+/** A scenario: what it measures, its own `--name value` options (help text by name), its module. */
+interface Scenario {
+  about: string;
+  options?: Record<string, string>;
+  load: () => Promise<ScenarioModule>;
+}
+
 /** Scenarios by name; each is a module loaded only when asked for. */
-const SCENARIOS: Record<string, { about: string; load: () => Promise<ScenarioModule> }> = {
+const SCENARIOS: Record<string, Scenario> = {
   writes: {
     about: 'single and batch write throughput per store, against the node:http ceiling',
     load: () => import('./writes.ts'),
+  },
+  cache: {
+    about: 'hit ratio on a Zipf workload (L1, L1+Redis L2) and warm-read throughput vs ceilings',
+    options: {
+      users: 'N     users seeded and drawn from (default 100000)',
+      zipf: 'S      Zipf exponent of user popularity (default 1.0)',
+      'write-ratio': 'R  share of writes in the workload (default 0.1)',
+      redis: 'on|off|auto  L2 runs (default auto: own redis-server, else a Redis answering)',
+      l1: 'MiB,…  L1 sizes tried (ENGRAM_CACHE_L1_MAX_BYTES; default 64,512)',
+    },
+    load: () => import('./cache.ts'),
   },
 };
 
@@ -33,7 +52,16 @@ ${Object.entries(SCENARIOS)
 Options:
   --duration S   seconds per measurement (default 10)
   --runs N       measurements per figure; the median is reported (default 3)
-  --warmup S     seconds of unrecorded load before each measurement (default 1)`;
+  --warmup S     seconds of unrecorded load before each measurement (default 1)
+${Object.entries(SCENARIOS)
+  .filter(([, s]) => s.options)
+  .map(
+    ([name, s]) =>
+      `\nOptions of ${name}:\n${Object.entries(s.options ?? {})
+        .map(([option, help]) => `  --${option} ${help}`)
+        .join('\n')}`,
+  )
+  .join('\n')}`;
 
 function positive(text: string | undefined, fallback: number, name: string): number {
   if (text === undefined) return fallback;
@@ -43,6 +71,9 @@ function positive(text: string | undefined, fallback: number, name: string): num
 }
 
 async function main(argv: string[]): Promise<number> {
+  // The scenario's own options are known once its name is: the first argument naming one.
+  const named = argv.find((a) => Object.hasOwn(SCENARIOS, a));
+  const own = (named ? SCENARIOS[named]?.options : undefined) ?? {};
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -51,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
       runs: { type: 'string' },
       warmup: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      ...Object.fromEntries(Object.keys(own).map((o) => [o, { type: 'string' as const }])),
     },
   });
   const [name] = positionals;
@@ -64,12 +96,22 @@ async function main(argv: string[]): Promise<number> {
     durationSec: positive(values.duration, 10, 'duration'),
     runs: Math.round(positive(values.runs, 3, 'runs')),
     warmupSec: positive(values.warmup, 1, 'warmup'),
+    extra: Object.fromEntries(
+      Object.keys(own).flatMap((o) => {
+        const value = (values as Record<string, unknown>)[o];
+        return typeof value === 'string' ? [[o, value]] : [];
+      }),
+    ),
   };
 
   const machine = machineInfo();
   const startedAt = new Date();
   const mod = await scenario.load();
   const result = await mod.run(options);
+  checkCodeUnchanged(machine);
+  if (machine.changedDuringRun) {
+    process.stderr.write('\n!!!!! The code changed during the run (see the report) !!!!!\n');
+  }
   process.stdout.write(`\n${markdownReport(name, result, machine, options, startedAt)}\n`);
   const written = writeResults(name, result, machine, options, startedAt);
   process.stdout.write(`Results: ${written.map((p) => relative(REPO_ROOT, p)).join(', ')}\n`);

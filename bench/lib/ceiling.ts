@@ -1,28 +1,30 @@
 import { deferCleanup } from './cleanup.ts';
-import { freePort, spawnNode, stopChild, waitUntilUp } from './server-process.ts';
+import { freePort, profileFlags, spawnNode, stopChild, waitUntilUp } from './server-process.ts';
 
 /**
  * The bare `node:http` server, run with `node -e` in its own process (as Engram is): it reads
- * the whole request body, then answers 201 with a fixed JSON buffer whose size depends on the
- * path. `GET /livez` answers 200.
+ * the whole request body, then answers with a fixed JSON buffer whose size depends on the path
+ * (the query string is ignored): 200 to a GET, 201 to anything else. `GET /livez` answers 200.
  */
 const CEILING_SOURCE = `
 const http = require('node:http');
 const sizes = JSON.parse(process.env.CEILING_PAYLOADS);
 const payloads = new Map();
-for (const [path, size] of Object.entries(sizes)) {
+for (const [url, size] of Object.entries(sizes)) {
   const head = '{"id":"01CEILING0000000000000000","content":"';
   const tail = '"}';
   const pad = Math.max(0, size - head.length - tail.length);
-  payloads.set(path, Buffer.from(head + 'x'.repeat(pad) + tail));
+  payloads.set(url.split('?')[0], Buffer.from(head + 'x'.repeat(pad) + tail));
 }
 const live = Buffer.from('{"status":"ok"}');
 const server = http.createServer({ keepAliveTimeout: 72000 }, (req, res) => {
   req.on('data', () => {});
   req.on('end', () => {
-    const body = req.url === '/livez' ? live : payloads.get(req.url);
+    const q = req.url.indexOf('?');
+    const path = q === -1 ? req.url : req.url.slice(0, q);
+    const body = path === '/livez' ? live : payloads.get(path);
     if (!body) { res.writeHead(404); res.end(); return; }
-    res.writeHead(req.url === '/livez' ? 200 : 201, {
+    res.writeHead(req.method === 'GET' ? 200 : 201, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': body.length,
     });
@@ -37,18 +39,23 @@ process.on('SIGTERM', () => {
 `;
 
 /**
- * The bare Fastify route: Fastify's own JSON body parser, then the same fixed buffers. The
- * gap between the two ceilings is the framework's cost; Engram's gap to this one is ours.
+ * The bare Fastify route: Fastify's own JSON body parser, then the same fixed buffers (a GET
+ * and a POST route per path, query string ignored). The gap between the two ceilings is the
+ * framework's cost; Engram's gap to this one is ours.
  */
 const FASTIFY_CEILING_SOURCE = `
 const fastify = require('fastify')({ logger: false, bodyLimit: 64 * 1024 * 1024 });
 const sizes = JSON.parse(process.env.CEILING_PAYLOADS);
-for (const [path, size] of Object.entries(sizes)) {
+for (const [url, size] of Object.entries(sizes)) {
+  const path = url.split('?')[0];
   const head = '{"id":"01CEILING0000000000000000","content":"';
   const tail = '"}';
   const body = Buffer.from(head + 'x'.repeat(Math.max(0, size - head.length - tail.length)) + tail);
   fastify.post(path, (req, reply) => {
     reply.code(201).type('application/json; charset=utf-8').send(body);
+  });
+  fastify.get(path, (req, reply) => {
+    reply.type('application/json; charset=utf-8').send(body);
   });
 }
 fastify.get('/livez', (req, reply) => {
@@ -67,13 +74,16 @@ export interface CeilingServer {
   base: string;
   /** Response size in bytes per path. */
   payloads: Record<string, number>;
+  /** Process id of the server (to read its CPU time). */
+  pid: number;
   stop: () => Promise<number | null>;
 }
 
 /**
  * Starts the ceiling: the fastest a `node:http` server on this machine answers the same
  * requests with responses of the same size, measured by the same generator in the same run
- * (ARCHITECTURE.md section 9). `payloads` maps a path to its response size in bytes.
+ * (ARCHITECTURE.md section 9). `payloads` maps a path (a query string is allowed and ignored)
+ * to its response size in bytes.
  */
 export async function startCeiling(
   payloads: Record<string, number>,
@@ -81,7 +91,7 @@ export async function startCeiling(
 ): Promise<CeilingServer> {
   const port = await freePort();
   const source = kind === 'fastify' ? FASTIFY_CEILING_SOURCE : CEILING_SOURCE;
-  const child = spawnNode(['-e', source], {
+  const child = spawnNode([...profileFlags(), '-e', source], {
     CEILING_PORT: String(port),
     CEILING_PAYLOADS: JSON.stringify(payloads),
   });
@@ -93,6 +103,7 @@ export async function startCeiling(
   return {
     base,
     payloads,
+    pid: child.process.pid ?? -1,
     stop: async () => {
       const code = await stopChild(child, 5_000);
       forget();

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import autocannon from 'autocannon';
 
 /** One load shape, run the same way against Engram and against the ceiling. */
@@ -11,6 +12,11 @@ export interface LoadSpec {
   connections: number;
   /** Memories written (or read) per 2xx response, to report memories/s. */
   itemsPerRequest: number;
+  /**
+   * Sees every response (status, a header by lower-case name, body), e.g. to count a header.
+   * It costs the generator a little per response and header: give it to every target alike.
+   */
+  onResponse?: (status: number, header: (name: string) => string | undefined, body: string) => void;
 }
 
 /** The figures of one measurement. */
@@ -34,6 +40,33 @@ export interface LoadSample {
 /** Numbers the requests of the whole process, so no two bodies of a run are alike. */
 let sequence = 0;
 
+/** A header of autocannon's header object by lower-case name (servers may send any case). */
+export function headerOf(
+  headers: IncomingHttpHeaders | undefined,
+  name: string,
+): string | undefined {
+  if (!headers) return undefined;
+  let value = headers[name];
+  if (value === undefined) {
+    for (const key in headers) {
+      if (key.toLowerCase() === name) {
+        value = headers[key];
+        break;
+      }
+    }
+  }
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** Adapts a response callback to autocannon's `onResponse` (headers looked up on demand). */
+export function responseHook(
+  fn: (status: number, header: (name: string) => string | undefined, body: string) => void,
+): (status: number, body: string, context: object, headers?: IncomingHttpHeaders) => void {
+  return (status, body, _context, headers) => {
+    fn(status, (name) => headerOf(headers, name), body);
+  };
+}
+
 /** Runs `spec` against `base` for `durationSec` with autocannon (keep-alive, no pipelining). */
 export async function load(base: string, spec: LoadSpec, durationSec: number): Promise<LoadSample> {
   const result = await autocannon({
@@ -46,10 +79,16 @@ export async function load(base: string, spec: LoadSpec, durationSec: number): P
         method: spec.method,
         path: spec.path,
         headers: spec.headers,
-        setupRequest: (req) => {
-          if (spec.body) req.body = spec.body(sequence++);
-          return req;
-        },
+        // Only when bodies vary: a static request is built once, not per request.
+        ...(spec.body
+          ? {
+              setupRequest: (req: autocannon.Request) => {
+                if (spec.body) req.body = spec.body(sequence++);
+                return req;
+              },
+            }
+          : {}),
+        ...(spec.onResponse ? { onResponse: responseHook(spec.onResponse) } : {}),
       },
     ],
   });

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,17 @@ export interface ScenarioOptions {
   runs: number;
   /** Seconds of unrecorded load before each measurement. @default 1 */
   warmupSec: number;
+  /** The scenario's own options as given on the command line (`--users 20000` → users). */
+  extra?: Record<string, string>;
+}
+
+/** A further table of a result, printed under its heading after the main table. */
+export interface ReportSection {
+  heading: string;
+  columns: string[];
+  rows: string[][];
+  /** Lines printed under this table. */
+  notes?: string[];
 }
 
 /** What a scenario hands back: a table for people and raw data for files. */
@@ -21,6 +33,8 @@ export interface ScenarioResult {
   rows: string[][];
   /** Lines printed under the table (skips, methods, caveats). */
   notes: string[];
+  /** More tables, after the main one and its notes. */
+  sections?: ReportSection[];
   data: unknown;
 }
 
@@ -40,6 +54,10 @@ export interface MachineInfo {
   gitCommit: string;
   /** True when the working tree had uncommitted changes. */
   gitDirty: boolean;
+  /** Hash of the server code (src/ and package-lock.json, committed and uncommitted). */
+  gitFingerprint: string;
+  /** Set after the run when the server code changed while it ran. */
+  changedDuringRun?: { gitCommit: string; gitDirty: boolean };
 }
 
 function git(args: string[]): string {
@@ -62,6 +80,34 @@ export function machineInfo(): MachineInfo {
     loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
     gitCommit: git(['rev-parse', 'HEAD']) || 'unknown',
     gitDirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
+    gitFingerprint: codeFingerprint(),
+  };
+}
+
+/** The paths whose content is the code a server runs. */
+const CODE_PATHS = ['src', 'package-lock.json'];
+
+/**
+ * A hash of the server code: HEAD's trees of {@link CODE_PATHS} and their uncommitted changes
+ * (`git diff HEAD`); changes elsewhere (docs, tests, bench) do not count.
+ */
+export function codeFingerprint(): string {
+  const hash = createHash('sha256');
+  for (const path of CODE_PATHS) hash.update(git(['rev-parse', `HEAD:${path}`])).update('\0');
+  hash.update(git(['diff', 'HEAD', '--', ...CODE_PATHS]));
+  hash.update(git(['ls-files', '--others', '--exclude-standard', '--', 'src']));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * Notes in `machine` when the code changed since it was taken (someone committed or edited
+ * tracked files during the run): the figures then mix two versions.
+ */
+export function checkCodeUnchanged(machine: MachineInfo): void {
+  if (codeFingerprint() === machine.gitFingerprint) return;
+  machine.changedDuringRun = {
+    gitCommit: git(['rev-parse', 'HEAD']) || 'unknown',
+    gitDirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
   };
 }
 
@@ -79,17 +125,33 @@ export function markdownReport(
   options: ScenarioOptions,
   startedAt: Date,
 ): string {
+  const extra = Object.entries(options.extra ?? {})
+    .map(([name, value]) => ` --${name} ${value}`)
+    .join('');
   return [
     `# ${result.title}`,
     '',
-    `Run ${startedAt.toISOString()}: \`npm run bench -- ${scenario} --duration ${options.durationSec} --runs ${options.runs}\`, ${options.warmupSec} s warm-up per measurement, median of ${options.runs} run${options.runs === 1 ? '' : 's'}.`,
+    `Run ${startedAt.toISOString()}: \`npm run bench -- ${scenario} --duration ${options.durationSec} --runs ${options.runs}${extra}\`, ${options.warmupSec} s warm-up per measurement, median of ${options.runs} run${options.runs === 1 ? '' : 's'}.`,
     '',
     markdownTable(result.columns, result.rows),
     '',
     ...result.notes.map((n) => `- ${n}`),
     '',
+    ...(result.sections ?? []).flatMap((section) => [
+      `## ${section.heading}`,
+      '',
+      markdownTable(section.columns, section.rows),
+      '',
+      ...(section.notes ?? []).map((n) => `- ${n}`),
+      ...(section.notes?.length ? [''] : []),
+    ]),
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}, load average ${machine.loadAverage.join(' ')} at start.`,
     `Commit: ${machine.gitCommit}${machine.gitDirty ? ' (working tree had uncommitted changes)' : ''}.`,
+    ...(machine.changedDuringRun
+      ? [
+          `**The code changed during the run** (at the end: ${machine.changedDuringRun.gitCommit}${machine.changedDuringRun.gitDirty ? ' with uncommitted changes' : ''}): servers started at different times may have run different code.`,
+        ]
+      : []),
     '',
   ].join('\n');
 }
@@ -125,6 +187,7 @@ export function writeResults(
       machine,
       table: { columns: result.columns, rows: result.rows },
       notes: result.notes,
+      sections: result.sections ?? [],
       data: result.data,
     },
     null,

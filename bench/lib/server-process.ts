@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,9 +95,34 @@ export interface EngramServer {
   base: string;
   /** An API key of the server's tenant. */
   key: string;
+  /** Process id of the server (to read its CPU time). */
+  pid: number;
   output: () => string;
   /** SIGTERM, wait, remove the data dir and (PostgreSQL) drop the schema; returns the exit code. */
   stop: () => Promise<number | null>;
+}
+
+/** Where an Engram server keeps its SQLite data. */
+export interface EngramDataOptions {
+  /**
+   * Use this directory as is and leave it in place on `stop` (its owner removes it), e.g. to
+   * seed data once and start later servers from copies of it. SQLite only.
+   */
+  dataDir?: string;
+  /** Start from a copy of this directory (a stopped server's data), removed on `stop`. */
+  copyFrom?: string;
+}
+
+/**
+ * Node flags of a server child: with `BENCH_CPU_PROF=<dir>` in the bench's environment every
+ * Engram and ceiling server writes a V8 CPU profile (`--cpu-prof`) into `<dir>` when it exits
+ * (`CPU.<date>.<time>.<pid>.0.*.cpuprofile`; open it in Chrome DevTools or speedscope).
+ */
+export function profileFlags(): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  if (!dir) return [];
+  mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
 }
 
 /**
@@ -108,9 +133,14 @@ export interface EngramServer {
 export async function startEngram(
   store: StoreKind,
   env: Record<string, string> = {},
+  data: EngramDataOptions = {},
 ): Promise<EngramServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), `engram-bench-${store}-`));
-  const forgetDir = deferCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
+  const ownsDir = data.dataDir === undefined;
+  const dataDir = data.dataDir ?? mkdtempSync(join(tmpdir(), `engram-bench-${store}-`));
+  const forgetDir = ownsDir
+    ? deferCleanup(() => rmSync(dataDir, { recursive: true, force: true }))
+    : () => undefined;
+  if (data.copyFrom) cpSync(data.copyFrom, dataDir, { recursive: true });
   const schema = store === 'postgres' ? await createBenchSchema() : null;
   const forgetSchema = schema ? deferCleanup(schema.drop) : () => undefined;
   const port = await freePort();
@@ -126,7 +156,10 @@ export async function startEngram(
   let key: string | undefined;
   if (schema) key = await createKey(childEnv, 'bench');
 
-  const child = spawnNode(['--import', 'tsx', 'src/cli/main.ts', 'serve'], childEnv);
+  const child = spawnNode(
+    [...profileFlags(), '--import', 'tsx', 'src/cli/main.ts', 'serve'],
+    childEnv,
+  );
   const forgetChild = deferCleanup(async () => {
     await stopChild(child, 5_000);
   });
@@ -138,6 +171,7 @@ export async function startEngram(
     store,
     base,
     key,
+    pid: child.process.pid ?? -1,
     output: child.output,
     stop: async () => {
       const code = await stopChild(child);
@@ -146,7 +180,7 @@ export async function startEngram(
         await schema.drop();
         forgetSchema();
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
       forgetDir();
       return code;
     },
