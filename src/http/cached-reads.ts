@@ -92,11 +92,14 @@ export class CachedReads {
     return this.#warmer.enqueue(userScope(tenant, userId), () => this.refresh(tenant, userId));
   }
 
-  /** After a committed write: the users' queries are refreshed in the background. */
+  /**
+   * After a committed write: the queries recently read of these users are refreshed in the
+   * background. Users nobody reads (imports, batch writes) cost no refresh.
+   */
   afterWrite(tenant: string, userIds: Iterable<string>): void {
     for (const userId of userIds) {
       this.#activity.touch(tenant, userId);
-      this.warmUser(tenant, userId);
+      if (this.#recentQueries.has(userScope(tenant, userId))) this.warmUser(tenant, userId);
     }
   }
 
