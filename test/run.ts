@@ -18,6 +18,7 @@ const ALL = [
   'test/integration/crash-durability.test.ts',
   'test/integration/cache-warming.test.ts',
   'test/integration/fast-path.test.ts',
+  'test/integration/cache-bus-heartbeat.test.ts',
   'test/integration/cache-coherence.test.ts',
   'test/unit/cache-stack.test.ts',
   'test/integration/cache-response.test.ts',

@@ -61,7 +61,9 @@ export function createCache(config: CacheConfig, clock: Clock, logger: Logger): 
       },
     },
     logger,
+    config.l1TrustMs,
   );
+  versions.busHealthy = () => bus.healthy();
   stack = new CacheStack({ l1, l2, versions, bus, clock, counters, options });
   // Versions bumped while Redis was unreachable are written and announced once it is back.
   let replaying = false;
@@ -96,6 +98,7 @@ export function createCache(config: CacheConfig, clock: Clock, logger: Logger): 
     },
     close: async () => {
       clearInterval(replayTimer);
+      bus.stop();
       client.disconnect();
       subscriber.disconnect();
     },

@@ -33,11 +33,38 @@ export class InvalidationBus {
   readonly #logger: Logger;
   #wasReady = false;
   #lostSinceReady = false;
+  #lastPong = 0;
+  readonly #staleAfterMs: number;
+  readonly #heartbeat: NodeJS.Timeout;
 
-  constructor(publisher: Redis, subscriber: Redis, handlers: BusHandlers, logger: Logger) {
+  /**
+   * @param staleAfterMs the bus counts as healthy while its connection answered a PING within
+   *   this long (a silent network partition shows no disconnection).
+   */
+  constructor(
+    publisher: Redis,
+    subscriber: Redis,
+    handlers: BusHandlers,
+    logger: Logger,
+    staleAfterMs: number,
+  ) {
     this.#publisher = publisher;
     this.#subscriber = subscriber;
     this.#logger = logger;
+    this.#staleAfterMs = staleAfterMs;
+    this.#heartbeat = setInterval(
+      () => {
+        if (subscriber.status !== 'ready') return;
+        subscriber.ping().then(
+          () => {
+            this.#lastPong = Date.now();
+          },
+          () => undefined,
+        );
+      },
+      Math.max(50, Math.floor(staleAfterMs / 4)),
+    );
+    this.#heartbeat.unref();
     subscriber.on('message', (channel: string, text: string) => {
       if (channel !== BUS_CHANNEL) return;
       let message: Invalidation;
@@ -84,5 +111,15 @@ export class InvalidationBus {
   /** Whether the subscription is up now. */
   get connected(): boolean {
     return this.#subscriber.status === 'ready';
+  }
+
+  /** Connected, and its connection answered a PING recently: messages are arriving. */
+  healthy(): boolean {
+    return this.connected && Date.now() - this.#lastPong < this.#staleAfterMs;
+  }
+
+  /** Stops the heartbeat. */
+  stop(): void {
+    clearInterval(this.#heartbeat);
   }
 }

@@ -30,6 +30,12 @@ export class Versions {
   // keep trusting entries from before those writes.
   readonly #pending = new Set<string>();
 
+  /**
+   * Whether the bus is delivering now (connected, answering its heartbeat): local versions are
+   * then kept current by it and need no confirmation from Redis.
+   */
+  busHealthy: () => boolean = () => false;
+
   constructor(l2: RedisL2 | null, clock: Clock, trustMs: number, maxScopes = 500_000) {
     this.#l2 = l2;
     this.#clock = clock;
@@ -41,11 +47,15 @@ export class Versions {
     return this.#clock.now() * 1000;
   }
 
+  #trusted(known: Known, now: number): boolean {
+    return now - known.confirmedAt < this.#trustMs || this.busHealthy();
+  }
+
   /** The scope's version when it is known and trusted now, without waiting; else undefined. */
   peek(scope: string): number | undefined {
     const known = this.#known.get(scope);
     if (!known) return undefined;
-    if (!this.#l2 || this.#clock.now() - known.confirmedAt < this.#trustMs) return known.version;
+    if (!this.#l2 || this.#trusted(known, this.#clock.now())) return known.version;
     return undefined;
   }
 
@@ -59,7 +69,7 @@ export class Versions {
       this.#known.set(scope, { version, confirmedAt: now });
       return version;
     }
-    if (known && now - known.confirmedAt < this.#trustMs) return known.version;
+    if (known && this.#trusted(known, now)) return known.version;
     const remote = await this.#l2.version(scope, this.#base());
     if (remote === null) return null;
     // A newer version may have come over the bus while Redis answered (another connection):
