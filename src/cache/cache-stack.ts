@@ -169,7 +169,9 @@ export class CacheStack {
       [...new Set(scopes)].map(async (scope) => {
         const version = await this.#versions.bump(scope);
         this.counters.invalidations++;
-        await this.#bus?.publish(scope, version);
+        // When Redis missed the bump, publishing would wait out a second timeout; the bump is
+        // replayed and announced once Redis is back.
+        if (!this.#versions.isPending(scope)) await this.#bus?.publish(scope, version);
       }),
     );
   }

@@ -122,6 +122,11 @@ export class Versions {
     this.#known.clear();
   }
 
+  /** Whether a bump of this scope still waits to be written to Redis (and announced). */
+  isPending(scope: string): boolean {
+    return this.#pending.has(scope);
+  }
+
   get pending(): number {
     return this.#pending.size;
   }

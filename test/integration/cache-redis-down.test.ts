@@ -254,7 +254,9 @@ describe('Redis hung', { skip }, () => {
       }
     }
     tc.diagnostic(`slowest request while Redis was hung: ${slowest.toFixed(1)} ms`);
-    assert.ok(slowest < REDIS_TIMEOUT_MS + MARGIN_MS, `slowest ${slowest.toFixed(0)} ms`);
+    // One Redis timeout at most per request: a write whose bump timed out does not also wait
+    // for a publish (two sequential timeouts would take ≥ 2 × the timeout).
+    assert.ok(slowest < 2 * REDIS_TIMEOUT_MS, `slowest ${slowest.toFixed(0)} ms`);
     assert.ok(t.ctx.cache.stack.counters.l2Errors > 0);
     redis.resume();
   });
