@@ -187,9 +187,4 @@ export class CacheStack {
     this.#l1.clear();
     this.#versions.clear();
   }
-
-  /** Loads currently in flight (for tests and stats). */
-  get inFlight(): number {
-    return this.#flights.size;
-  }
 }

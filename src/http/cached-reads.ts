@@ -4,6 +4,7 @@ import { memoryKey, queryKey, userScope } from '../cache/cache-keys.ts';
 import type { CacheStack, Served } from '../cache/cache-stack.ts';
 import { SingleFlight } from '../cache/single-flight.ts';
 import type { Warmer } from '../cache/warmer.ts';
+import { LIMITS } from '../memory/memory-rules.ts';
 import type { MemoryService } from '../memory/memory-service.ts';
 import type { ListFilter, MemoryRow } from '../memory/memory-types.ts';
 import { toPublicMemory } from '../memory/memory-view.ts';
@@ -37,8 +38,6 @@ function listKey(tenant: string, q: ListQuery): string {
   ]);
 }
 
-/** The page a user's session asks for first, warmed when nothing better is known. */
-const DEFAULT_PAGE = 50;
 /** Distinct list queries remembered per user for refreshing after writes. */
 const QUERIES_PER_USER = 4;
 
@@ -82,7 +81,7 @@ export class CachedReads {
   /** Loads a user's recently used queries (or the default page) into the cache. */
   async refresh(tenant: string, userId: string): Promise<void> {
     const queries = this.#recentQueries.get(userScope(tenant, userId)) ?? [
-      { userId, limit: DEFAULT_PAGE },
+      { userId, limit: LIMITS.defaultPage },
     ];
     for (const query of queries) await this.list(tenant, query, false);
   }

@@ -4,6 +4,7 @@ import type { ApiKeys } from '../auth/api-keys.ts';
 import type { Served } from '../cache/cache-stack.ts';
 import type { CacheCounters } from '../cache/cache-stats.ts';
 import { MEMORY_ID_PATTERN } from '../memory/ids.ts';
+import { LIMITS } from '../memory/memory-rules.ts';
 import type { CachedReads } from './cached-reads.ts';
 import { EXTERNAL_ID_PATTERN } from './schemas/common-schemas.ts';
 
@@ -16,9 +17,6 @@ const BY_ID = /^\/v1\/memories\/([^/?%]+)$/;
 const USER_ID = new RegExp(EXTERNAL_ID_PATTERN);
 const MEMORY_ID = new RegExp(MEMORY_ID_PATTERN);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
-/** The route's default page size; must match the list route's schema default. */
-const DEFAULT_LIMIT = 50;
-const MAX_LIMIT = 500;
 
 /**
  * Warm reads straight from node:http, before Fastify: a GET of a user's first page (no
@@ -48,8 +46,8 @@ export function createFastPath(
     const list = LIST.exec(url);
     if (list) {
       const [, userId = '', limitText] = list;
-      const limit = limitText === undefined ? DEFAULT_LIMIT : Number(limitText);
-      if (!USER_ID.test(userId) || limit > MAX_LIMIT) return false;
+      const limit = limitText === undefined ? LIMITS.defaultPage : Number(limitText);
+      if (!USER_ID.test(userId) || limit > LIMITS.listLimit) return false;
       served = reads.peekList(tenant, {
         userId,
         limit,

@@ -17,6 +17,8 @@ export const LIMITS = {
   createdAtSkewMs: 60_000,
   batchItems: 1_000,
   listLimit: 500,
+  /** Page size of a listing that names none (also what warming loads). */
+  defaultPage: 50,
 } as const;
 
 /** Walks a metadata value; returns its depth and key count. */

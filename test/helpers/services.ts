@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -110,11 +109,4 @@ export async function pgSchema(): Promise<{ url: string; drop: () => Promise<voi
       await c.end();
     },
   };
-}
-
-/** Registers `fn` to run after the test. */
-export function cleanup(t: TestContext, fn: () => Promise<unknown> | unknown): void {
-  t.after(async () => {
-    await fn();
-  });
 }

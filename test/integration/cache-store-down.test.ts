@@ -33,40 +33,59 @@ function isUnavailable(res: LightMyRequestResponse): void {
   assert.match(String(res.headers['retry-after']), /^\d+$/);
 }
 
+/** An app over a fresh PostgreSQL schema reached through a TCP proxy the test can cut. */
+interface ProxiedApp {
+  proxy: TcpProxy;
+  t: TestApp;
+  close: () => Promise<void>;
+}
+
+async function proxiedApp(clock: FakeClock, statementTimeoutMs: number): Promise<ProxiedApp> {
+  const schema = await pgSchema();
+  const target = new URL(PG_URL);
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const url = new URL(schema.url);
+  url.hostname = '127.0.0.1';
+  url.port = String(proxy.port);
+  const store = new PostgresStore({
+    url: url.toString(),
+    poolMax: 4,
+    connectTimeoutMs: 500,
+    statementTimeoutMs,
+  });
+  const t = await testApp({
+    store,
+    clock,
+    env: {
+      ENGRAM_STORE_TIMEOUT_MS: '500',
+      ENGRAM_CACHE_TTL_MS: String(TTL_MS),
+      ENGRAM_CACHE_GRACE_MS: String(GRACE_MS),
+    },
+  });
+  return {
+    proxy,
+    t,
+    close: async () => {
+      proxy.restore();
+      await t.close();
+      await proxy.close();
+      await schema.drop();
+    },
+  };
+}
+
 describe('store down (PostgreSQL behind a cut proxy)', { skip }, () => {
+  let setup: ProxiedApp | undefined;
   let proxy: TcpProxy;
-  let schema: Awaited<ReturnType<typeof pgSchema>>;
   let t: TestApp;
   const clock = new FakeClock();
 
   before(async () => {
-    schema = await pgSchema();
-    const target = new URL(PG_URL);
-    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    const url = new URL(schema.url);
-    url.hostname = '127.0.0.1';
-    url.port = String(proxy.port);
-    const store = new PostgresStore({
-      url: url.toString(),
-      poolMax: 4,
-      connectTimeoutMs: 500,
-      statementTimeoutMs: 2000,
-    });
-    t = await testApp({
-      store,
-      clock,
-      env: {
-        ENGRAM_STORE_TIMEOUT_MS: '500',
-        ENGRAM_CACHE_TTL_MS: String(TTL_MS),
-        ENGRAM_CACHE_GRACE_MS: String(GRACE_MS),
-      },
-    });
+    setup = await proxiedApp(clock, 2000);
+    ({ proxy, t } = setup);
   });
   after(async () => {
-    proxy?.restore();
-    await t?.close();
-    await proxy?.close();
-    await schema?.drop();
+    await setup?.close();
   });
 
   it('serves stale reads within grace, 503 after it, fails writes fast, and recovers', async (tc) => {
@@ -193,40 +212,18 @@ describe('store down (PostgreSQL behind a cut proxy)', { skip }, () => {
 });
 
 describe('store hung (PostgreSQL behind a proxy that forwards nothing)', { skip }, () => {
+  let setup: ProxiedApp | undefined;
   let proxy: TcpProxy;
-  let schema: Awaited<ReturnType<typeof pgSchema>>;
   let t: TestApp;
   const clock = new FakeClock();
   const STATEMENT_TIMEOUT_MS = 2_000;
 
   before(async () => {
-    schema = await pgSchema();
-    const target = new URL(PG_URL);
-    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    const url = new URL(schema.url);
-    url.hostname = '127.0.0.1';
-    url.port = String(proxy.port);
-    const store = new PostgresStore({
-      url: url.toString(),
-      poolMax: 4,
-      connectTimeoutMs: 500,
-      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
-    });
-    t = await testApp({
-      store,
-      clock,
-      env: {
-        ENGRAM_STORE_TIMEOUT_MS: '500',
-        ENGRAM_CACHE_TTL_MS: String(TTL_MS),
-        ENGRAM_CACHE_GRACE_MS: String(GRACE_MS),
-      },
-    });
+    setup = await proxiedApp(clock, STATEMENT_TIMEOUT_MS);
+    ({ proxy, t } = setup);
   });
   after(async () => {
-    proxy?.restore();
-    await t?.close();
-    await proxy?.close();
-    await schema?.drop();
+    await setup?.close();
   });
 
   it('bounds writes, serves stale reads within the read timeout, and recovers', async (tc) => {

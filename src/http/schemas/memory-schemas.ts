@@ -94,7 +94,7 @@ export const MemoryParams = Type.Object({ id: MemoryId });
 /** Filters and page of a memory listing. */
 export const ListQuery = Type.Object(
   {
-    limit: Type.Integer({ minimum: 1, maximum: LIMITS.listLimit, default: 50 }),
+    limit: Type.Integer({ minimum: 1, maximum: LIMITS.listLimit, default: LIMITS.defaultPage }),
     cursor: Type.Optional(Type.String({ maxLength: 128 })),
     kind: Type.Optional(Kind),
     tag: Type.Optional(
