@@ -28,6 +28,11 @@ export interface MemoryRow {
   lastAccessedAt: number | null;
   /** Starts at 1 and grows by one on every change (update, delete, restore). */
   version: number;
+  /**
+   * Embedding of the content when an embedder is configured (null otherwise, or when the
+   * embedder failed at write time). Never part of the API answers nor of history snapshots.
+   */
+  embedding: Float32Array | null;
 }
 
 /** What happened to a memory in one history entry. */
@@ -102,4 +107,20 @@ export interface ActivityDelta {
 export interface ActiveUser {
   tenant: string;
   userId: string;
+}
+
+/** Accesses of one memory to add to its statistics (the write-behind of search hits). */
+export interface AccessDelta {
+  tenant: string;
+  id: string;
+  /** Accesses since the last flush. */
+  count: number;
+  /** The latest of them, epoch ms. */
+  at: number;
+}
+
+/** A memory found by the store's full-text index, with that index's score (higher is better). */
+export interface TextCandidate {
+  row: MemoryRow;
+  score: number;
 }

@@ -1,4 +1,5 @@
 import type {
+  AccessDelta,
   ActivityDelta,
   ApiKeyRow,
   IdempotencyRecord,
@@ -12,7 +13,57 @@ export type Raw = Record<string, unknown>;
 /** The columns of `memories`, in the order the inserts and selects use. */
 export const MEMORY_COLUMNS =
   'tenant, id, user_id, agent_id, session_id, content, kind, tags, metadata, importance, pinned, ' +
-  'created_at, updated_at, expires_at, deleted_at, access_count, last_accessed_at, version';
+  'created_at, updated_at, expires_at, deleted_at, access_count, last_accessed_at, version, ' +
+  'embedding';
+
+/** Whether this platform stores a Float32Array's elements little-endian (all mainstream ones). */
+const LITTLE_ENDIAN = new Uint8Array(new Float32Array([-0]).buffer)[3] === 0x80;
+
+/** An embedding as SQLite stores it: its Float32 values as little-endian bytes. */
+export function embeddingToBlob(embedding: Float32Array | null): Buffer | null {
+  if (!embedding) return null;
+  if (LITTLE_ENDIAN) {
+    return Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength);
+  }
+  const blob = Buffer.allocUnsafe(embedding.length * 4);
+  for (let i = 0; i < embedding.length; i++) blob.writeFloatLE(embedding[i] ?? 0, i * 4);
+  return blob;
+}
+
+/** An embedding as PostgreSQL takes it (`real[]`): a plain array, exact for every Float32. */
+export const embeddingToArray = (embedding: Float32Array | null): number[] | null =>
+  embedding ? Array.from(embedding) : null;
+
+/**
+ * Reads a stored embedding: SQLite's little-endian bytes (copied into a fresh, aligned buffer:
+ * a driver's Buffer may sit at any offset of a shared pool) or PostgreSQL's `real[]`.
+ */
+export function toEmbedding(value: unknown): Float32Array | null {
+  if (value === null || value === undefined) return null;
+  if (Array.isArray(value)) return Float32Array.from(value as number[]);
+  if (!(value instanceof Uint8Array)) throw new TypeError('an embedding must be bytes or an array');
+  if (value.byteLength % 4 !== 0) throw new TypeError('an embedding blob is not Float32 values');
+  const out = new Float32Array(value.byteLength / 4);
+  if (LITTLE_ENDIAN) {
+    new Uint8Array(out.buffer).set(value);
+  } else {
+    const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  }
+  return out;
+}
+
+/** A memory as a history snapshot stores it: everything but the embedding. */
+export function snapshotJson(row: MemoryRow): string {
+  const { embedding: _embedding, ...rest } = row;
+  return JSON.stringify(rest);
+}
+
+/** A memory read back from a history snapshot (whose JSON never holds the embedding). */
+export function fromSnapshot(snapshot: unknown): MemoryRow {
+  const parsed = (typeof snapshot === 'string' ? JSON.parse(snapshot) : snapshot) as MemoryRow;
+  return { ...parsed, embedding: null };
+}
 
 // SQLite hands JSON columns back as text and booleans as 0/1; PostgreSQL as values.
 const json = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
@@ -38,6 +89,7 @@ export function toRow(r: Raw): MemoryRow {
     accessCount: r.access_count as number,
     lastAccessedAt: (r.last_accessed_at as number | null) ?? null,
     version: r.version as number,
+    embedding: toEmbedding(r.embedding),
   };
 }
 
@@ -86,7 +138,37 @@ export const PLAN_SAMPLES = {
     beforeId: '01J00000000000000000000000',
   } satisfies ListFilter,
   listBySession: { userId: 'u', sessionId: 's', limit: 50, now: 0 } satisfies ListFilter,
+  search: { terms: ['sample', 'words'], limit: 50 },
 };
+
+/**
+ * Search terms as the full-text queries take them: NUL characters removed (neither engine
+ * accepts them in a query), empty and repeated words dropped.
+ */
+export function searchWords(terms: string[]): string[] {
+  return [...new Set(terms.map((t) => t.replaceAll('\0', '')).filter((t) => t.length > 0))];
+}
+
+/** Most rows one access-statistics statement updates. */
+export const ACCESS_CHUNK = 500;
+
+/**
+ * Access deltas merged per memory (counts summed, latest time kept) and sorted by tenant and
+ * id (UTF-16 code units: any total order works if every instance uses the same one). Writers
+ * lock rows in this order, across chunks too, so two flushes cannot deadlock.
+ */
+export function mergeAccess(deltas: AccessDelta[]): AccessDelta[] {
+  const merged = new Map<string, AccessDelta>();
+  for (const d of deltas) {
+    const key = `${d.tenant}\0${d.id}`;
+    const seen = merged.get(key);
+    if (seen)
+      merged.set(key, { ...seen, count: seen.count + d.count, at: Math.max(seen.at, d.at) });
+    else merged.set(key, { tenant: d.tenant, id: d.id, count: d.count, at: d.at });
+  }
+  const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return [...merged.values()].sort((a, b) => byKey(a.tenant, b.tenant) || byKey(a.id, b.id));
+}
 
 /** Adds a delta's hour counts to stored ones (`"n,n,…"`, 24 of them); returns both forms. */
 export function mergeHours(

@@ -1,4 +1,5 @@
 import type {
+  AccessDelta,
   ActiveUser,
   ActivityDelta,
   ApiKeyRow,
@@ -7,6 +8,7 @@ import type {
   IdempotencyRecord,
   ListFilter,
   MemoryRow,
+  TextCandidate,
 } from '../memory/memory-types.ts';
 
 /** The result of a mutation callback: the next state of the memory and what to record. */
@@ -30,6 +32,8 @@ export const PLANNED_QUERIES = [
   'findApiKey',
   'recentlyActiveUsers',
   'usersUsuallyActiveAt',
+  'searchText',
+  'countLiveMemories',
 ] as const;
 
 /** A query name from {@link PLANNED_QUERIES}. */
@@ -68,6 +72,25 @@ export interface Store {
   ): Promise<MemoryRow | null>;
   /** A page of a user's live memories, newest first. */
   listMemories(tenant: string, filter: ListFilter): Promise<MemoryRow[]>;
+  /** How many live memories a user has (deleted and expired ones left out). */
+  countLiveMemories(tenant: string, userId: string, now: number): Promise<number>;
+  /**
+   * A user's live memories whose content, tags or kind match any of `terms` (plain words, as
+   * the search tokenizer produced them; the adapter quotes or escapes them), best first by the
+   * store's full-text score, at most `limit`. For users too large for an in-process index.
+   */
+  searchText(
+    tenant: string,
+    userId: string,
+    terms: string[],
+    limit: number,
+    now: number,
+  ): Promise<TextCandidate[]>;
+  /**
+   * Adds access counts and moves `lastAccessedAt` forward (never back). Changes neither the
+   * memory's version nor its history: access statistics are not edits. Missing ids are skipped.
+   */
+  recordAccess(deltas: AccessDelta[]): Promise<void>;
   /** All history entries of a memory, oldest first. */
   listHistory(tenant: string, memoryId: string): Promise<HistoryEntry[]>;
   /** A chunk of a user's live memories in ascending id order, after `afterId`. */

@@ -30,6 +30,7 @@ export function row(overrides: Partial<MemoryRow> = {}): MemoryRow {
     accessCount: 0,
     lastAccessedAt: null,
     version: 1,
+    embedding: null,
     ...overrides,
   };
 }
@@ -384,6 +385,309 @@ export function storeContract(
       assert.equal(await store.revokeApiKey(key.id, T0 + 2), false);
       assert.equal((await store.findApiKey(key.id))?.revokedAt, T0 + 1);
       assert.equal(await store.findApiKey('missing'), null);
+    });
+
+    it('round-trips embeddings exactly and keeps them out of history', async () => {
+      const userId = freshUser();
+      // Values a decimal round trip could blur, in a view that starts 4 bytes into its buffer.
+      const values = [0.1, -1 / 3, 3.4028234663852886e38, 1.401298464324817e-45, -2.5, 0, 1e-7];
+      const backing = new Float32Array(values.length + 1);
+      backing.set(values, 1);
+      const embedding = backing.subarray(1);
+      const withEmbedding = row({ userId, embedding });
+      const without = row({ userId });
+      await store.insertMemories([withEmbedding, without]);
+      const stored = await store.getMemory('acme', withEmbedding.id);
+      assert.ok(stored?.embedding instanceof Float32Array);
+      assert.deepEqual([...stored.embedding], [...Float32Array.from(values)]);
+      assert.deepEqual(stored, withEmbedding);
+      assert.equal((await store.getMemory('acme', without.id))?.embedding, null);
+
+      // A large batch takes another path (chunks on SQLite).
+      const many = Array.from({ length: 150 }, (_, i) =>
+        row({ userId, embedding: Float32Array.from([i, i / 7, -i]) }),
+      );
+      await store.insertMemories(many);
+      const last = many[149] as MemoryRow;
+      assert.deepEqual(await store.getMemory('acme', last.id), last);
+
+      // An update that leaves the embedding keeps it; one that changes it stores the new one.
+      const kept = await store.mutateMemory('acme', withEmbedding.id, (cur) => ({
+        op: 'update',
+        row: { ...cur, pinned: true, version: cur.version + 1, updatedAt: T0 + 1 },
+      }));
+      assert.deepEqual((await store.getMemory('acme', withEmbedding.id))?.embedding, embedding);
+      assert.deepEqual(kept?.embedding, embedding);
+      const changed = Float32Array.from([9.5, -0.125]);
+      await store.mutateMemory('acme', withEmbedding.id, (cur) => ({
+        op: 'update',
+        row: { ...cur, embedding: changed, version: cur.version + 1, updatedAt: T0 + 2 },
+      }));
+      assert.deepEqual((await store.getMemory('acme', withEmbedding.id))?.embedding, changed);
+      await store.mutateMemory('acme', without.id, (cur) => ({
+        op: 'update',
+        row: { ...cur, embedding: changed, version: cur.version + 1, updatedAt: T0 + 3 },
+      }));
+      assert.deepEqual((await store.getMemory('acme', without.id))?.embedding, changed);
+      await store.mutateMemory('acme', without.id, (cur) => ({
+        op: 'update',
+        row: { ...cur, embedding: null, version: cur.version + 1, updatedAt: T0 + 4 },
+      }));
+      assert.equal((await store.getMemory('acme', without.id))?.embedding, null);
+
+      const history = [
+        ...(await store.listHistory('acme', withEmbedding.id)),
+        ...(await store.listHistory('acme', last.id)),
+      ];
+      assert.equal(history.length, 4);
+      for (const h of history) assert.equal(h.snapshot.embedding, null, `v${h.version} ${h.op}`);
+      assert.deepEqual(history[0]?.snapshot, { ...withEmbedding, embedding: null });
+    });
+
+    it('counts live memories, leaving deleted and expired ones out', async () => {
+      const userId = freshUser();
+      assert.equal(await store.countLiveMemories('acme', userId, T0), 0);
+      const live = [row({ userId }), row({ userId }), row({ userId, expiresAt: T0 + 1 })];
+      await store.insertMemories([
+        ...live,
+        row({ userId, deletedAt: T0 }),
+        row({ userId, expiresAt: T0 }),
+        row({ userId: freshUser() }),
+        row({ tenant: 'other', userId }),
+      ]);
+      assert.equal(await store.countLiveMemories('acme', userId, T0), 3);
+      assert.equal(await store.countLiveMemories('acme', userId, T0 + 1), 2);
+      await store.mutateMemory('acme', live[0]?.id ?? '', (cur) => ({
+        op: 'delete',
+        row: { ...cur, deletedAt: T0, version: cur.version + 1 },
+      }));
+      assert.equal(await store.countLiveMemories('acme', userId, T0), 2);
+      assert.equal(await store.countLiveMemories('other', userId, T0), 1);
+    });
+
+    it('finds memories by word stem in content, tags and kind, best match first', async () => {
+      const userId = freshUser();
+      const runs = row({ userId, content: 'She runs along the river' });
+      const running = row({ userId, content: 'Running shoes are by the door' });
+      const apples = row({ userId, content: 'apple apple apple pie' });
+      const apple = row({ userId, content: 'apple cherry grape kiwi lemon' });
+      const tagged = row({ userId, content: 'Booked the flights', tags: ['travel', 'japan'] });
+      const kind = row({ userId, content: 'Likes green tea', kind: 'preference' });
+      const other = row({ userId, content: 'nothing to see here' });
+      await store.insertMemories([runs, running, apples, apple, tagged, kind, other]);
+      const search = async (terms: string[], limit = 10) =>
+        (await store.searchText('acme', userId, terms, limit, T0)).map((c) => c.row.id);
+
+      assert.deepEqual(new Set(await search(['running'])), new Set([runs.id, running.id]));
+      assert.deepEqual(new Set(await search(['run'])), new Set([runs.id, running.id]));
+      assert.deepEqual(await search(['apple']), [apples.id, apple.id], 'more matches rank first');
+      assert.deepEqual(await search(['apple'], 1), [apples.id], 'limit');
+      assert.deepEqual(await search(['travel']), [tagged.id], 'tags are searched');
+      assert.deepEqual(await search(['preferences']), [kind.id], 'kind is searched');
+      assert.deepEqual(new Set(await search(['kiwi', 'japan'])), new Set([apple.id, tagged.id]));
+      assert.deepEqual(await search(['absent']), []);
+      assert.deepEqual(await search([]), []);
+
+      const candidates = await store.searchText('acme', userId, ['apple', 'tea'], 10, T0);
+      assert.equal(candidates.length, 3);
+      assert.deepEqual(candidates[0]?.row, apples, 'candidates carry the whole row');
+      for (const c of candidates) assert.ok(Number.isFinite(c.score) && c.score > 0, `${c.score}`);
+      const scores = candidates.map((c) => c.score);
+      assert.deepEqual(
+        scores,
+        [...scores].sort((a, b) => b - a),
+        'higher score first',
+      );
+    });
+
+    it('searches one tenant and one user only', async () => {
+      const userId = freshUser();
+      const mine = row({ userId, content: 'zebra crossing' });
+      // Tenant and user that run together into the same text as acme/<userId>.
+      const tricky = [
+        row({ tenant: 'other', userId, content: 'zebra crossing' }),
+        row({ userId: freshUser(), content: 'zebra crossing' }),
+        row({ tenant: 'acm', userId: `e${userId}`, content: 'zebra crossing' }),
+        row({ tenant: 'acme', userId: `${userId}x`, content: 'zebra crossing' }),
+      ];
+      const unicodeUser = `${userId}-ünï👤`;
+      const theirs = row({ userId: unicodeUser, content: 'zebra stripes' });
+      await store.insertMemories([mine, ...tricky, theirs]);
+      const found = await store.searchText('acme', userId, ['zebra'], 10, T0);
+      assert.deepEqual(
+        found.map((c) => c.row.id),
+        [mine.id],
+      );
+      const unicode = await store.searchText('acme', unicodeUser, ['zebra'], 10, T0);
+      assert.deepEqual(
+        unicode.map((c) => c.row.id),
+        [theirs.id],
+      );
+      assert.deepEqual(await store.searchText('nobody', userId, ['zebra'], 10, T0), []);
+    });
+
+    it('leaves deleted and expired memories out of search, and follows every change', async () => {
+      const userId = freshUser();
+      const live = row({ userId, content: 'walrus on the beach' });
+      const deleted = row({ userId, content: 'walrus deleted', deletedAt: T0 });
+      const expired = row({ userId, content: 'walrus expired', expiresAt: T0 });
+      const later = row({ userId, content: 'walrus later', expiresAt: T0 + 1 });
+      await store.insertMemories([live, deleted, expired, later]);
+      const search = async (word: string, now = T0) =>
+        new Set((await store.searchText('acme', userId, [word], 10, now)).map((c) => c.row.id));
+      assert.deepEqual(await search('walrus'), new Set([live.id, later.id]));
+      assert.deepEqual(await search('walrus', T0 + 1), new Set([live.id]));
+
+      const edit = (id: string, change: Partial<MemoryRow>, op: 'update' | 'delete' | 'restore') =>
+        store.mutateMemory('acme', id, (cur) => ({
+          op,
+          row: { ...cur, ...change, version: cur.version + 1 },
+        }));
+      await edit(live.id, { content: 'penguin on the ice', updatedAt: T0 + 5 }, 'update');
+      assert.deepEqual(await search('walrus'), new Set([later.id]), 'old words are gone');
+      assert.deepEqual(await search('penguins'), new Set([live.id]), 'new words are found');
+      await edit(live.id, { tags: ['antarctica'] }, 'update');
+      assert.deepEqual(await search('antarctica'), new Set([live.id]));
+
+      await edit(live.id, { deletedAt: T0 + 6 }, 'delete');
+      assert.deepEqual(await search('penguin'), new Set());
+      // A change to a deleted memory keeps it out of the index.
+      await edit(live.id, { content: 'penguin colony' }, 'update');
+      assert.deepEqual(await search('colony'), new Set());
+      await edit(live.id, { deletedAt: null }, 'restore');
+      assert.deepEqual(await search('colony'), new Set([live.id]), 'a restore is searchable');
+      await edit(deleted.id, { deletedAt: null }, 'restore');
+      assert.deepEqual(await search('walrus'), new Set([deleted.id, later.id]));
+
+      // Hard deletes take memories out too.
+      assert.equal(await store.eraseUserChunk('acme', userId, 100), 4);
+      assert.deepEqual(await search('colony'), new Set());
+      assert.deepEqual(await search('walrus'), new Set());
+    });
+
+    it('takes any text as search terms without failing', async () => {
+      const userId = freshUser();
+      const target = row({ userId, content: `quokka 日本語 שלום café ${'x'.repeat(500)}` });
+      await store.insertMemories([target]);
+      const hostile = [
+        '"',
+        '""',
+        '"quokka',
+        '*',
+        'quok*',
+        'NEAR(',
+        'NEAR',
+        'AND',
+        'OR',
+        'NOT',
+        'or',
+        '-',
+        '-quokka',
+        '(',
+        ')',
+        "'",
+        "'; DROP TABLE memories; --",
+        '\\',
+        ':',
+        'body:',
+        'scope : x',
+        '^',
+        '{scope}',
+        '&|!<->',
+        '',
+        ' ',
+        '😀',
+        '👩‍👩‍👧',
+        '日本語',
+        'שלום',
+        '\u202e',
+        'x'.repeat(500),
+        '\u0000',
+        'a\u0000b',
+      ];
+      for (const term of hostile) {
+        const found = await store.searchText('acme', userId, [term], 10, T0);
+        assert.ok(Array.isArray(found), JSON.stringify(term));
+        for (const c of found) assert.equal(c.row.userId, userId);
+      }
+      const all = await store.searchText('acme', userId, hostile, 10, T0);
+      assert.ok(all.length <= 1);
+      const withWord = await store.searchText('acme', userId, [...hostile, 'quokka'], 10, T0);
+      assert.deepEqual(
+        withWord.map((c) => c.row.id),
+        [target.id],
+      );
+      assert.deepEqual(await store.searchText('acme', userId, [''], 10, T0), []);
+      assert.deepEqual(await store.searchText('acme', userId, ['""', '"', '*'], 10, T0), []);
+      assert.deepEqual(await store.searchText('acme', userId, ['quokka'], 0, T0), []);
+    });
+
+    it('records accesses without editing the memory', async () => {
+      const userId = freshUser();
+      const r = row({ userId, content: 'capybara', lastAccessedAt: null });
+      const seen = row({ userId, accessCount: 4, lastAccessedAt: T0 + 500 });
+      await store.insertMemories([r, seen]);
+      await store.recordAccess([
+        { tenant: 'acme', id: r.id, count: 2, at: T0 + 100 },
+        { tenant: 'acme', id: seen.id, count: 1, at: T0 + 100 },
+        { tenant: 'acme', id: 'missing', count: 1, at: T0 + 100 },
+        { tenant: 'other', id: r.id, count: 1, at: T0 + 900 },
+      ]);
+      await store.recordAccess([
+        { tenant: 'acme', id: r.id, count: 3, at: T0 + 50 },
+        { tenant: 'acme', id: r.id, count: 1, at: T0 + 70 },
+      ]);
+      await store.recordAccess([]);
+      const after = await store.getMemory('acme', r.id);
+      assert.deepEqual(after, { ...r, accessCount: 6, lastAccessedAt: T0 + 100 });
+      assert.deepEqual(await store.getMemory('acme', seen.id), {
+        ...seen,
+        accessCount: 5,
+        lastAccessedAt: T0 + 500,
+      });
+      assert.deepEqual(
+        (await store.listHistory('acme', r.id)).map((h) => [h.version, h.op, h.snapshot]),
+        [[1, 'create', { ...r, embedding: null }]],
+      );
+      const found = await store.searchText('acme', userId, ['capybara'], 10, T0);
+      assert.deepEqual(found[0]?.row, after, 'still searchable');
+    });
+
+    it('records accesses of many memories in one call', async () => {
+      const userId = freshUser();
+      const rows = Array.from({ length: 600 }, () => row({ userId }));
+      await store.insertMemories(rows);
+      const deltas = rows.flatMap((r, i) => [
+        { tenant: 'acme', id: r.id, count: 1, at: T0 + i },
+        { tenant: 'acme', id: `missing-${i}`, count: 1, at: T0 + i },
+      ]);
+      // Reversed, twice over: the store merges and orders them.
+      await store.recordAccess([...deltas, ...deltas].reverse());
+      const stored = await store.exportMemories('acme', userId, null, 1000, T0);
+      assert.equal(stored.length, 600);
+      stored.forEach((s, i) => {
+        assert.equal(s.accessCount, 2);
+        assert.equal(s.lastAccessedAt, T0 + i);
+        assert.equal(s.version, 1);
+      });
+    });
+
+    it('adds up concurrent access records of the same memories without deadlock', async () => {
+      const userId = freshUser();
+      const rows = Array.from({ length: 300 }, () => row({ userId }));
+      await store.insertMemories(rows);
+      // Each call lists the same memories in another order, starting elsewhere (PostgreSQL:
+      // concurrent clients, which would deadlock if each locked rows in its own order).
+      const calls = Array.from({ length: 8 }, (_, k) => {
+        const order = [...rows.slice(k * 37), ...rows.slice(0, k * 37)];
+        if (k % 2 === 1) order.reverse();
+        return order.map((r) => ({ tenant: 'acme', id: r.id, count: 1, at: T0 + k }));
+      });
+      await Promise.all(calls.map((deltas) => store.recordAccess(deltas)));
+      for (const s of await store.exportMemories('acme', userId, null, 1000, T0)) {
+        assert.equal(s.accessCount, 8);
+        assert.equal(s.lastAccessedAt, T0 + 7);
+      }
     });
 
     it('has an index for every list, get and lookup query (no full scan of memories)', async () => {

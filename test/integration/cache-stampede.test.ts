@@ -78,6 +78,7 @@ function row(tenant: string, userId: string, content: string, at: number): Memor
     accessCount: 0,
     lastAccessedAt: null,
     version: 1,
+    embedding: null,
   };
 }
 

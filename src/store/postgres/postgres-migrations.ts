@@ -80,4 +80,21 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
     name: 'user activity (for cache warming)',
     sql: ACTIVITY_TABLE,
   },
+  {
+    version: 3,
+    name: 'embeddings and full-text search',
+    // One ALTER, one table rewrite (for the stored column). The expression must be immutable:
+    // the two-argument forms with a regconfig are; jsonb_to_tsvector indexes the tag strings.
+    // The GIN index leaves deleted memories out; the search query asks for live ones only.
+    sql: `
+      ALTER TABLE memories
+        ADD COLUMN embedding real[],
+        ADD COLUMN search tsvector GENERATED ALWAYS AS (
+          to_tsvector('english'::regconfig, content)
+          || jsonb_to_tsvector('english'::regconfig, tags, '["string"]'::jsonb)
+          || to_tsvector('english'::regconfig, kind)
+        ) STORED;
+      CREATE INDEX memories_search ON memories USING gin (search) WHERE deleted_at IS NULL;
+    `,
+  },
 ];

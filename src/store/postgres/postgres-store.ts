@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type {
+  AccessDelta,
   ActiveUser,
   ActivityDelta,
   ApiKeyRow,
@@ -8,14 +9,21 @@ import type {
   IdempotencyRecord,
   ListFilter,
   MemoryRow,
+  TextCandidate,
 } from '../../memory/memory-types.ts';
 import { listConditions } from '../list-conditions.ts';
 import {
+  ACCESS_CHUNK,
   ACTIVITY_SQL,
+  embeddingToArray,
+  fromSnapshot,
   MEMORY_COLUMNS,
+  mergeAccess,
   mergeHours,
   PLAN_SAMPLES,
   type Raw,
+  searchWords,
+  snapshotJson,
   toIdem,
   toKey,
   toRow,
@@ -106,6 +114,56 @@ const GET_IDEM_SQL = `SELECT ${IDEM_COLUMNS} FROM idempotency_keys
   WHERE tenant = $1 AND key = $2 AND expires_at > $3`;
 const KEY_COLUMNS = 'id, tenant, hash, label, created_at, revoked_at';
 const FIND_KEY_SQL = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = $1`;
+
+// The batch's embeddings (JSON arrays, read as real[]) joined to its rows by primary key: a
+// batch that repeats a key fails on the primary key either way.
+const INSERT_MEMORIES_SQL = `INSERT INTO memories (${MEMORY_COLUMNS})
+  SELECT rs.*, e.embedding FROM (${MEMORY_RECORDSET}) AS rs
+  LEFT JOIN jsonb_to_recordset($1::jsonb) AS e(tenant text, id text, embedding real[])
+    ON e.tenant = rs.tenant AND e.id = rs.id`;
+const INSERT_HISTORY_SQL = `INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot)
+  SELECT e->>'tenant', e->>'id', (e->>'version')::integer, 'create',
+    (e->>'updatedAt')::bigint, e - 'embedding'
+  FROM jsonb_array_elements($1::jsonb) AS e`;
+
+const COUNT_LIVE_SQL = `SELECT count(*) AS n FROM memories
+  WHERE tenant = $1 AND user_id = $2 AND deleted_at IS NULL
+    AND (expires_at IS NULL OR expires_at > $3)`;
+
+// The query is folded into a constant when planned, so that the GIN index can serve it.
+const SEARCH_SQL = `SELECT ${MEMORY_COLUMNS}, ts_rank_cd(search, q) AS score
+  FROM memories CROSS JOIN websearch_to_tsquery('english'::regconfig, $3) AS q
+  WHERE tenant = $1 AND user_id = $2 AND search @@ q AND deleted_at IS NULL
+    AND (expires_at IS NULL OR expires_at > $4)
+  ORDER BY score DESC, id DESC
+  LIMIT $5`;
+
+// Rows are locked in the order of the arrays (sorted by the caller), so that two instances
+// flushing overlapping deltas cannot deadlock; GREATEST skips a NULL last access.
+const RECORD_ACCESS_SQL = `WITH locked AS MATERIALIZED (
+    SELECT m.tenant, m.id, d.n, d.at
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+      WITH ORDINALITY AS d(tenant, id, n, at, ord)
+    JOIN memories m ON m.tenant = d.tenant AND m.id = d.id
+    ORDER BY d.ord
+    FOR UPDATE OF m
+  )
+  UPDATE memories SET access_count = memories.access_count + locked.n,
+    last_accessed_at = GREATEST(memories.last_accessed_at, locked.at)
+  FROM locked
+  WHERE memories.tenant = locked.tenant AND memories.id = locked.id`;
+
+/**
+ * The websearch_to_tsquery text matching any of `words`: each one a quoted phrase (quotes
+ * inside removed), so that no word is read as an operator (`or`, `-`).
+ */
+function websearchQuery(words: string[]): string {
+  return words
+    .map((w) => w.replaceAll('"', ''))
+    .filter((w) => w.length > 0)
+    .map((w) => `"${w}"`)
+    .join(' or ');
+}
 
 /**
  * The shared store: a pg pool. Connection failures surface as {@link StoreUnavailable};
@@ -255,7 +313,7 @@ export class PostgresStore implements Store {
   async #insertHistory(client: pg.PoolClient, row: MemoryRow, op: HistoryOp): Promise<void> {
     await client.query(
       'INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot) VALUES ($1, $2, $3, $4, $5, $6)',
-      [row.tenant, row.id, row.version, op, row.updatedAt, JSON.stringify(row)],
+      [row.tenant, row.id, row.version, op, row.updatedAt, snapshotJson(row)],
     );
   }
 
@@ -285,16 +343,13 @@ export class PostgresStore implements Store {
   async insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
     await this.#transaction(async (client) => {
       if (rows.length > 0) {
-        // One JSON parameter per statement: a 1,000-row batch is two round trips.
-        const batch = JSON.stringify(rows);
-        await client.query(`INSERT INTO memories (${MEMORY_COLUMNS}) ${MEMORY_RECORDSET}`, [batch]);
-        await client.query(
-          `INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot)
-           SELECT e->>'tenant', e->>'id', (e->>'version')::integer, 'create',
-             (e->>'updatedAt')::bigint, e
-           FROM jsonb_array_elements($1::jsonb) AS e`,
-          [batch],
+        // One JSON parameter per statement: a 1,000-row batch is two round trips. Embeddings
+        // as JSON arrays (a Float32Array would serialize as an object).
+        const batch = JSON.stringify(
+          rows.map((r) => ({ ...r, embedding: embeddingToArray(r.embedding) })),
         );
+        await client.query(INSERT_MEMORIES_SQL, [batch]);
+        await client.query(INSERT_HISTORY_SQL, [batch]);
       }
       if (idem) await this.#insertIdem(client, idem);
     });
@@ -319,8 +374,8 @@ export class PostgresStore implements Store {
       await client.query(
         `UPDATE memories SET content = $1, kind = $2, tags = $3::jsonb, metadata = $4::jsonb,
            importance = $5, pinned = $6, updated_at = $7, expires_at = $8, deleted_at = $9,
-           version = $10
-         WHERE tenant = $11 AND id = $12`,
+           version = $10, embedding = $11::real[]
+         WHERE tenant = $12 AND id = $13`,
         [
           row.content,
           row.kind,
@@ -332,6 +387,7 @@ export class PostgresStore implements Store {
           row.expiresAt,
           row.deletedAt,
           row.version,
+          embeddingToArray(row.embedding),
           tenant,
           id,
         ],
@@ -366,8 +422,43 @@ export class PostgresStore implements Store {
       version: r.version as number,
       op: r.op as HistoryOp,
       at: r.at as number,
-      snapshot: r.snapshot as MemoryRow,
+      snapshot: fromSnapshot(r.snapshot),
     }));
+  }
+
+  async countLiveMemories(tenant: string, userId: string, now: number): Promise<number> {
+    const [r] = await this.#all(COUNT_LIVE_SQL, [tenant, userId, now]);
+    return Number(r?.n ?? 0);
+  }
+
+  async searchText(
+    tenant: string,
+    userId: string,
+    terms: string[],
+    limit: number,
+    now: number,
+  ): Promise<TextCandidate[]> {
+    const query = websearchQuery(searchWords(terms));
+    if (query === '' || limit <= 0) return [];
+    const rows = await this.#all(SEARCH_SQL, [tenant, userId, query, now, limit]);
+    return rows.map((r) => ({ row: toRow(r), score: r.score as number }));
+  }
+
+  async recordAccess(deltas: AccessDelta[]): Promise<void> {
+    const merged = mergeAccess(deltas);
+    if (merged.length === 0) return;
+    // Only the statistics columns: version, updated_at and history stay as they are.
+    await this.#transaction(async (client) => {
+      for (let i = 0; i < merged.length; i += ACCESS_CHUNK) {
+        const chunk = merged.slice(i, i + ACCESS_CHUNK);
+        await client.query(RECORD_ACCESS_SQL, [
+          chunk.map((d) => d.tenant),
+          chunk.map((d) => d.id),
+          chunk.map((d) => d.count),
+          chunk.map((d) => d.at),
+        ]);
+      }
+    });
   }
 
   async exportMemories(
@@ -511,6 +602,11 @@ export class PostgresStore implements Store {
       findApiKey: { sql: FIND_KEY_SQL, params: ['k'] },
       recentlyActiveUsers: { sql: numbered(ACTIVITY_SQL.recent, 1), params: [0, 100] },
       usersUsuallyActiveAt: { sql: numbered(ACTIVITY_SQL.usual, 1), params: [3, 0, 100] },
+      searchText: {
+        sql: SEARCH_SQL,
+        params: ['t', 'u', websearchQuery(PLAN_SAMPLES.search.terms), 0, PLAN_SAMPLES.search.limit],
+      },
+      countLiveMemories: { sql: COUNT_LIVE_SQL, params: ['t', 'u', 0] },
     };
     const { sql, params } = plans[query];
     // SET LOCAL inside a rolled-back transaction: the setting cannot leak into the pool, and

@@ -80,4 +80,67 @@ export const SQLITE_MIGRATIONS: Migration[] = [
     name: 'user activity (for cache warming)',
     sql: ACTIVITY_TABLE,
   },
+  {
+    version: 3,
+    name: 'embeddings and full-text search',
+    // A contentless FTS5 index (it stores no copy of the text) keyed by memories.rowid, which
+    // no statement changes (no VACUUM: without an INTEGER PRIMARY KEY it may renumber rows).
+    // `scope` holds one token, the hex of tenant and user, so that a query matches one user;
+    // `body` the words of content, tags and kind. Only live rows are indexed; expiry is
+    // checked by the query. The triggers ignore access statistics.
+    sql: `
+      ALTER TABLE memories ADD COLUMN embedding BLOB;
+
+      CREATE VIRTUAL TABLE memories_fts USING fts5(
+        scope, body,
+        content = '', contentless_delete = 1,
+        tokenize = 'porter unicode61 remove_diacritics 2'
+      );
+
+      CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories
+      WHEN new.deleted_at IS NULL
+      BEGIN
+        INSERT INTO memories_fts (rowid, scope, body) VALUES (
+          new.rowid,
+          hex(new.tenant || char(31) || new.user_id),
+          new.content || char(10)
+            || (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(new.tags))
+            || char(10) || new.kind
+        );
+      END;
+
+      CREATE TRIGGER memories_fts_update
+        AFTER UPDATE OF content, tags, kind, deleted_at, tenant, user_id ON memories
+      WHEN old.content IS NOT new.content OR old.tags IS NOT new.tags OR old.kind IS NOT new.kind
+        OR (old.deleted_at IS NULL) <> (new.deleted_at IS NULL)
+        OR old.tenant IS NOT new.tenant OR old.user_id IS NOT new.user_id
+      BEGIN
+        DELETE FROM memories_fts WHERE rowid = old.rowid AND old.deleted_at IS NULL;
+        INSERT INTO memories_fts (rowid, scope, body)
+        SELECT
+          new.rowid,
+          hex(new.tenant || char(31) || new.user_id),
+          new.content || char(10)
+            || (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(new.tags))
+            || char(10) || new.kind
+        WHERE new.deleted_at IS NULL;
+      END;
+
+      CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories
+      WHEN old.deleted_at IS NULL
+      BEGIN
+        DELETE FROM memories_fts WHERE rowid = old.rowid;
+      END;
+
+      INSERT INTO memories_fts (rowid, scope, body)
+      SELECT
+        rowid,
+        hex(tenant || char(31) || user_id),
+        content || char(10)
+          || (SELECT coalesce(group_concat(value, ' '), '') FROM json_each(memories.tags))
+          || char(10) || kind
+      FROM memories
+      WHERE deleted_at IS NULL;
+    `,
+  },
 ];

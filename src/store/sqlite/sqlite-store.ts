@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type {
+  AccessDelta,
   ActiveUser,
   ActivityDelta,
   ApiKeyRow,
@@ -10,15 +11,22 @@ import type {
   IdempotencyRecord,
   ListFilter,
   MemoryRow,
+  TextCandidate,
 } from '../../memory/memory-types.ts';
 import { yieldToLoop } from '../../util/yield.ts';
 import { listConditions } from '../list-conditions.ts';
 import {
+  ACCESS_CHUNK,
   ACTIVITY_SQL,
+  embeddingToBlob,
+  fromSnapshot,
   MEMORY_COLUMNS,
+  mergeAccess,
   mergeHours,
   PLAN_SAMPLES,
   type Raw,
+  searchWords,
+  snapshotJson,
   toIdem,
   toKey,
   toRow,
@@ -32,6 +40,37 @@ const bind = (params: unknown[]): unknown[] =>
 
 /** Rows per step of a large batch insert: each step stays within a few milliseconds. */
 const INSERT_CHUNK = 100;
+
+/**
+ * The FTS5 query of a user's memories holding any of `words`: the scope token (hex of tenant
+ * and user, as the triggers index it) and every word as a quoted string, so that no word is
+ * read as syntax (`"` doubled inside; a word of only separators matches nothing).
+ */
+function ftsQuery(tenant: string, userId: string, words: string[]): string {
+  const scope = Buffer.from(`${tenant}\x1f${userId}`, 'utf8').toString('hex').toUpperCase();
+  const any = words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' OR ');
+  return `scope : "${scope}" AND body : (${any})`;
+}
+
+// The FTS index drives the join (CROSS JOIN keeps that order) and memories is read by rowid;
+// tenant and user are checked again on the row. The scope column weighs nothing in the score.
+// No alias for memories: the plan check looks for "SCAN memories".
+const SEARCH_SQL = `SELECT ${MEMORY_COLUMNS}, -bm25(memories_fts, 0.0, 1.0) AS score
+  FROM memories_fts CROSS JOIN memories ON memories.rowid = memories_fts.rowid
+  WHERE memories_fts MATCH ? AND memories.tenant = ? AND memories.user_id = ?
+    AND memories.deleted_at IS NULL
+    AND (memories.expires_at IS NULL OR memories.expires_at > ?)
+  ORDER BY bm25(memories_fts, 0.0, 1.0), memories.id DESC
+  LIMIT ?`;
+
+const COUNT_LIVE_SQL = `SELECT count(*) AS n FROM memories
+  WHERE tenant = ? AND user_id = ? AND deleted_at IS NULL
+    AND (expires_at IS NULL OR expires_at > ?)`;
+
+// max() of SQLite returns NULL when an argument is NULL: a first access sets the time.
+const RECORD_ACCESS_SQL = `UPDATE memories SET access_count = access_count + ?,
+    last_accessed_at = max(coalesce(last_accessed_at, ?), ?)
+  WHERE tenant = ? AND id = ?`;
 
 /**
  * The embedded store, in WAL mode with `synchronous=FULL` so that a committed write survives a
@@ -127,9 +166,34 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.#db.close();
   }
 
+  /**
+   * Runs `step` over `items` in chunks as one transaction, yielding to the event loop between
+   * chunks; `last` runs before the commit. Call it holding the write lock: that keeps every
+   * other write out of the transaction meanwhile.
+   */
+  async #chunked<T>(
+    items: T[],
+    size: number,
+    step: (chunk: T[]) => void,
+    last?: () => void,
+  ): Promise<void> {
+    this.#stmt('BEGIN IMMEDIATE').run();
+    try {
+      for (let i = 0; i < items.length; i += size) {
+        if (i > 0) await yieldToLoop();
+        step(items.slice(i, i + size));
+      }
+      last?.();
+      this.#stmt('COMMIT').run();
+    } catch (err) {
+      if (this.#db.inTransaction) this.#stmt('ROLLBACK').run();
+      throw err;
+    }
+  }
+
   #insertMemory(row: MemoryRow): void {
     this.#stmt(
-      `INSERT INTO memories (${MEMORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO memories (${MEMORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.tenant,
       row.id,
@@ -149,13 +213,14 @@ export class SqliteStore implements Store {
       row.accessCount,
       row.lastAccessedAt,
       row.version,
+      embeddingToBlob(row.embedding),
     );
   }
 
   #insertHistory(row: MemoryRow, op: HistoryOp): void {
     this.#stmt(
       'INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot) VALUES (?, ?, ?, ?, ?, ?)',
-    ).run(row.tenant, row.id, row.version, op, row.updatedAt, JSON.stringify(row));
+    ).run(row.tenant, row.id, row.version, op, row.updatedAt, snapshotJson(row));
   }
 
   #insertIdem(rec: IdempotencyRecord): void {
@@ -214,21 +279,16 @@ export class SqliteStore implements Store {
 
   insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
     if (rows.length <= INSERT_CHUNK) return this.#grouped.add({ rows, idem });
-    return this.#write(async () => {
-      // One transaction in chunks; the write lock keeps other writes out of it meanwhile.
-      this.#stmt('BEGIN IMMEDIATE').run();
-      try {
-        for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-          if (i > 0) await yieldToLoop();
-          this.#insertRows(rows.slice(i, i + INSERT_CHUNK));
-        }
-        if (idem) this.#insertIdem(idem);
-        this.#stmt('COMMIT').run();
-      } catch (err) {
-        if (this.#db.inTransaction) this.#stmt('ROLLBACK').run();
-        throw err;
-      }
-    });
+    return this.#write(() =>
+      this.#chunked(
+        rows,
+        INSERT_CHUNK,
+        (chunk) => this.#insertRows(chunk),
+        () => {
+          if (idem) this.#insertIdem(idem);
+        },
+      ),
+    );
   }
 
   async getMemory(tenant: string, id: string): Promise<MemoryRow | null> {
@@ -255,7 +315,7 @@ export class SqliteStore implements Store {
           const { row, op } = mutate(toRow(raw));
           this.#stmt(
             `UPDATE memories SET content = ?, kind = ?, tags = ?, metadata = ?, importance = ?,
-           pinned = ?, updated_at = ?, expires_at = ?, deleted_at = ?, version = ?
+           pinned = ?, updated_at = ?, expires_at = ?, deleted_at = ?, version = ?, embedding = ?
          WHERE tenant = ? AND id = ?`,
           ).run(
             row.content,
@@ -268,6 +328,7 @@ export class SqliteStore implements Store {
             row.expiresAt,
             row.deletedAt,
             row.version,
+            embeddingToBlob(row.embedding),
             tenant,
             id,
           );
@@ -306,8 +367,44 @@ export class SqliteStore implements Store {
       version: r.version as number,
       op: r.op as HistoryOp,
       at: r.at as number,
-      snapshot: JSON.parse(r.snapshot as string),
+      snapshot: fromSnapshot(r.snapshot),
     }));
+  }
+
+  async countLiveMemories(tenant: string, userId: string, now: number): Promise<number> {
+    const r = this.#read(COUNT_LIVE_SQL).get(tenant, userId, now) as Raw;
+    return r.n as number;
+  }
+
+  async searchText(
+    tenant: string,
+    userId: string,
+    terms: string[],
+    limit: number,
+    now: number,
+  ): Promise<TextCandidate[]> {
+    const words = searchWords(terms);
+    if (words.length === 0 || limit <= 0) return [];
+    const rows = this.#read(SEARCH_SQL).all(
+      ftsQuery(tenant, userId, words),
+      tenant,
+      userId,
+      now,
+      limit,
+    ) as Raw[];
+    return rows.map((r) => ({ row: toRow(r), score: r.score as number }));
+  }
+
+  recordAccess(deltas: AccessDelta[]): Promise<void> {
+    const merged = mergeAccess(deltas);
+    if (merged.length === 0) return Promise.resolve();
+    // Touches only the statistics columns: neither the version nor the FTS triggers see it.
+    return this.#write(() =>
+      this.#chunked(merged, ACCESS_CHUNK, (chunk) => {
+        const update = this.#stmt(RECORD_ACCESS_SQL);
+        for (const d of chunk) update.run(d.count, d.at, d.at, d.tenant, d.id);
+      }),
+    );
   }
 
   #exportSql = `SELECT ${MEMORY_COLUMNS} FROM memories
@@ -465,6 +562,17 @@ export class SqliteStore implements Store {
       findApiKey: { sql: 'SELECT * FROM api_keys WHERE id = ?', params: ['k'] },
       recentlyActiveUsers: { sql: ACTIVITY_SQL.recent, params: [0, 100] },
       usersUsuallyActiveAt: { sql: ACTIVITY_SQL.usual, params: [3, 0, 100] },
+      searchText: {
+        sql: SEARCH_SQL,
+        params: [
+          ftsQuery('t', 'u', PLAN_SAMPLES.search.terms),
+          't',
+          'u',
+          0,
+          PLAN_SAMPLES.search.limit,
+        ],
+      },
+      countLiveMemories: { sql: COUNT_LIVE_SQL, params: ['t', 'u', 0] },
     };
     const { sql, params } = plans[query];
     const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...bind(params)) as Raw[];
