@@ -1,4 +1,5 @@
 import { EngramError, type ErrorDetail } from '../errors.ts';
+import { type Embedder, EmbedderUnavailable } from '../search/embedder.ts';
 import type { Store } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
 import { yieldToLoop } from '../util/yield.ts';
@@ -54,10 +55,21 @@ export interface MemoryServiceOptions {
   /** How long a deleted memory can be restored. */
   deleteGraceMs: number;
   /**
-   * Called after every committed write with the users it changed (tenant, userId), before the
-   * write is answered: the cache moves their versions. It must not throw.
+   * Called after every committed write with the users it changed and the rows as committed
+   * (none for an erasure), before the write is answered: the cache moves their versions and
+   * search indexes take the rows. It must not throw.
    */
-  onWrite?: (tenant: string, userIds: Iterable<string>) => Promise<void>;
+  onWrite?: (tenant: string, userIds: Iterable<string>, rows: MemoryRow[]) => Promise<void>;
+  /**
+   * Embeds the content of created and re-worded memories before they are stored. Null or
+   * missing: memories are stored without vectors.
+   */
+  embedder?: Embedder | null | undefined;
+  /**
+   * Called when the embedder fails; the write goes on with `embedding: null` (an embedder
+   * outage never fails a write). It must not throw.
+   */
+  onEmbedError?: ((err: unknown) => void) | undefined;
 }
 
 /** Rows written per step of a chunked operation: a few milliseconds of work each. */
@@ -127,7 +139,33 @@ export class MemoryService {
       accessCount: 0,
       lastAccessedAt: null,
       version: 1,
+      embedding: null,
     };
+  }
+
+  /**
+   * One vector per text from the embedder, in one call; all null without an embedder or when
+   * it fails (reported to `onEmbedError`, never thrown).
+   */
+  async #embed(texts: string[]): Promise<(Float32Array | null)[]> {
+    const embedder = this.#options.embedder;
+    if (!embedder || texts.length === 0) return texts.map(() => null);
+    try {
+      const vectors = await embedder.embed(texts);
+      if (vectors.length !== texts.length) {
+        throw new EmbedderUnavailable(
+          `embedder returned ${vectors.length} vectors for ${texts.length} texts`,
+        );
+      }
+      return vectors;
+    } catch (err) {
+      try {
+        this.#options.onEmbedError?.(err);
+      } catch {
+        // A failing report must not fail the write either.
+      }
+      return texts.map(() => null);
+    }
   }
 
   /** Creates one memory; the promise resolves once it is committed. */
@@ -139,16 +177,17 @@ export class MemoryService {
     const now = this.#clock.now();
     rejectIfAny(this.#problems(input, now, '/body'));
     const row = this.#build(tenant, input, now);
+    row.embedding = (await this.#embed([row.content]))[0] ?? null;
     const record = idem
       ? this.#idem.record(tenant, idem, row.userId, 201, toPublicMemory(row))
       : undefined;
     await this.#store.insertMemories([row], record);
-    await this.#changed(tenant, [row.userId]);
+    await this.#changed(tenant, [row.userId], [row]);
     return row;
   }
 
-  async #changed(tenant: string, userIds: Iterable<string>): Promise<void> {
-    await this.#options.onWrite?.(tenant, userIds);
+  async #changed(tenant: string, userIds: Iterable<string>, rows: MemoryRow[]): Promise<void> {
+    await this.#options.onWrite?.(tenant, userIds, rows);
   }
 
   /** Rules problems of every batch item, by index (schema problems are found by the route). */
@@ -174,6 +213,10 @@ export class MemoryService {
     }
     const now = this.#clock.now();
     const rows = inputs.map((input) => this.#build(tenant, input, now));
+    const vectors = await this.#embed(rows.map((r) => r.content));
+    rows.forEach((row, i) => {
+      row.embedding = vectors[i] ?? null;
+    });
     // A batch may span users; it is erased with the first user's data at most, so record none.
     const userIds = new Set(rows.map((r) => r.userId));
     const userId = userIds.size === 1 ? (rows[0]?.userId ?? null) : null;
@@ -181,7 +224,7 @@ export class MemoryService {
       ? this.#idem.record(tenant, idem, userId, 201, { items: rows.map(toPublicMemory) })
       : undefined;
     await this.#store.insertMemories(rows, record);
-    await this.#changed(tenant, userIds);
+    await this.#changed(tenant, userIds, rows);
     return rows;
   }
 
@@ -218,6 +261,8 @@ export class MemoryService {
       problems.push({ path: '/body/expiresAt', message: 'must be in the future' });
     }
     rejectIfAny(problems);
+    // The store's mutation is synchronous: the new content's vector is computed before it.
+    const [fresh = null] = patch.content === undefined ? [] : await this.#embed([patch.content]);
     return this.#mutate(
       tenant,
       id,
@@ -231,6 +276,12 @@ export class MemoryService {
             : patch.expiresAt === null
               ? null
               : parseTime(patch.expiresAt);
+        // Same content: its vector stays (or, when it has none yet, gets the fresh one).
+        const embedding =
+          patch.content === undefined ||
+          (patch.content === current.content && current.embedding !== null)
+            ? current.embedding
+            : fresh;
         return {
           op: 'update',
           row: {
@@ -244,6 +295,7 @@ export class MemoryService {
             expiresAt,
             updatedAt: Math.max(now, current.updatedAt),
             version: current.version + 1,
+            embedding,
           },
         };
       },
@@ -313,7 +365,7 @@ export class MemoryService {
       idem && ((r) => this.#idem.record(tenant, idem, r.userId, status, toPublicMemory(r))),
     );
     if (!row) throw new EngramError('ENGRAM_MEMORY_NOT_FOUND');
-    await this.#changed(tenant, [row.userId]);
+    await this.#changed(tenant, [row.userId], [row]);
     return row;
   }
 
@@ -374,7 +426,7 @@ export class MemoryService {
       await yieldToLoop();
     }
     await this.#store.eraseUserRecords(tenant, userId);
-    await this.#changed(tenant, [userId]);
+    await this.#changed(tenant, [userId], []);
     return total;
   }
 }
