@@ -29,6 +29,15 @@ const SCENARIOS: Record<string, Scenario> = {
     about: 'single and batch write throughput per store, against the node:http ceiling',
     load: () => import('./writes.ts'),
   },
+  search: {
+    about: 'ranking 50/1,000/10,000 memories in process, and HTTP search of warm users',
+    options: {
+      users: 'N       users seeded for the HTTP part (default 10)',
+      memories: 'N    memories per user (default 1000)',
+      connections: 'N concurrent connections of the HTTP load (default 8)',
+    },
+    load: () => import('./search.ts'),
+  },
   cache: {
     about: 'hit ratio on a Zipf workload (L1, L1+Redis L2) and warm-read throughput vs ceilings',
     options: {

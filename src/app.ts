@@ -11,6 +11,7 @@ import { checkText, isUtf8ContentType, parseJsonBody } from './http/json-body.ts
 import { registerOpenApi } from './http/openapi.ts';
 import { healthRoutes } from './http/routes/health-routes.ts';
 import { memoryRoutes } from './http/routes/memory-routes.ts';
+import { searchRoutes } from './http/routes/search-routes.ts';
 import { statsRoutes } from './http/routes/stats-routes.ts';
 import { userRoutes } from './http/routes/user-routes.ts';
 import { serverFactory } from './http/server-factory.ts';
@@ -168,6 +169,7 @@ export async function buildApp(ctx: ServiceContext): Promise<FastifyInstance> {
     });
     await v1.register(memoryRoutes(ctx));
     await v1.register(userRoutes(ctx));
+    await v1.register(searchRoutes(ctx));
     await v1.register(statsRoutes(ctx));
   });
   return app;

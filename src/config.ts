@@ -67,6 +67,38 @@ export const EnvSchema = Type.Object({
   ENGRAM_WARM_INTERVAL_MS: Type.Integer({ default: 900_000, minimum: 1_000, maximum: 86_400_000 }),
   /** Period of the write-behind of user activity (which guides warming). @default 10000 */
   ENGRAM_ACTIVITY_FLUSH_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 3_600_000 }),
+  /** Half-life of the recency signal of search, in days. @default 30 */
+  ENGRAM_SEARCH_HALF_LIFE_DAYS: Type.Number({ default: 30, minimum: 0.01, maximum: 36500 }),
+  /** Users with more memories than this are searched through the store's full-text index. @default 20000 */
+  ENGRAM_SEARCH_INDEX_MAX_MEMORIES: Type.Integer({
+    default: 20_000,
+    minimum: 1,
+    maximum: 1_000_000,
+  }),
+  /** Bytes the in-process per-user search indexes may hold. @default 134217728 */
+  ENGRAM_SEARCH_INDEX_MAX_BYTES: Type.Integer({
+    default: 134_217_728,
+    minimum: 0,
+    maximum: 2 ** 40,
+  }),
+  /** Candidates read from the store's full-text index for a user too large to index. @default 1000 */
+  ENGRAM_SEARCH_FTS_CANDIDATES: Type.Integer({ default: 1000, minimum: 10, maximum: 10_000 }),
+  /** Period of the write-behind of access counts of search results. @default 10000 */
+  ENGRAM_ACCESS_FLUSH_MS: Type.Integer({ default: 10_000, minimum: 10, maximum: 3_600_000 }),
+  /** OpenAI-compatible embeddings endpoint (…/v1/embeddings); empty: search without vectors. */
+  ENGRAM_EMBEDDINGS_URL: Type.String({ default: '' }),
+  /** Model name sent to the embeddings endpoint. @default text-embedding-3-small */
+  ENGRAM_EMBEDDINGS_MODEL: Type.String({ default: 'text-embedding-3-small', minLength: 1 }),
+  /** Bearer key of the embeddings endpoint, if it needs one. */
+  ENGRAM_EMBEDDINGS_API_KEY: Type.String({ default: '' }),
+  /** Deadline of one embeddings request. @default 5000 */
+  ENGRAM_EMBEDDINGS_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 50, maximum: 120_000 }),
+  /** Embeddings kept in process, keyed by a hash of the text. @default 10000 */
+  ENGRAM_EMBEDDINGS_CACHE_ENTRIES: Type.Integer({
+    default: 10_000,
+    minimum: 0,
+    maximum: 10_000_000,
+  }),
   /** Create and print a key on first start when none exists (embedded mode only). @default true */
   ENGRAM_BOOTSTRAP_KEY: Type.Boolean({ default: true }),
 });
@@ -101,8 +133,29 @@ export interface Config {
   storeTimeoutMs: number;
   warm: { concurrency: number; bootUsers: number; aheadUsers: number; intervalMs: number };
   activityFlushMs: number;
+  search: SearchConfig;
+  /** Null when no embeddings endpoint is configured: search is lexical plus signals. */
+  embeddings: EmbeddingsConfig | null;
   /** Where the bootstrap key is written (owner-only permissions). */
   keyFile: string;
+}
+
+/** Search settings. */
+export interface SearchConfig {
+  halfLifeMs: number;
+  indexMaxMemories: number;
+  indexMaxBytes: number;
+  ftsCandidates: number;
+  accessFlushMs: number;
+}
+
+/** An OpenAI-compatible embeddings endpoint. */
+export interface EmbeddingsConfig {
+  url: string;
+  model: string;
+  apiKey: string;
+  timeoutMs: number;
+  cacheEntries: number;
 }
 
 /** Raised when the environment does not satisfy {@link EnvSchema}. */
@@ -167,6 +220,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       intervalMs: env.ENGRAM_WARM_INTERVAL_MS,
     },
     activityFlushMs: env.ENGRAM_ACTIVITY_FLUSH_MS,
+    search: {
+      halfLifeMs: env.ENGRAM_SEARCH_HALF_LIFE_DAYS * 86_400_000,
+      indexMaxMemories: env.ENGRAM_SEARCH_INDEX_MAX_MEMORIES,
+      indexMaxBytes: env.ENGRAM_SEARCH_INDEX_MAX_BYTES,
+      ftsCandidates: env.ENGRAM_SEARCH_FTS_CANDIDATES,
+      accessFlushMs: env.ENGRAM_ACCESS_FLUSH_MS,
+    },
+    embeddings: env.ENGRAM_EMBEDDINGS_URL
+      ? {
+          url: env.ENGRAM_EMBEDDINGS_URL,
+          model: env.ENGRAM_EMBEDDINGS_MODEL,
+          apiKey: env.ENGRAM_EMBEDDINGS_API_KEY,
+          timeoutMs: env.ENGRAM_EMBEDDINGS_TIMEOUT_MS,
+          cacheEntries: env.ENGRAM_EMBEDDINGS_CACHE_ENTRIES,
+        }
+      : null,
     keyFile: resolve(dataDir, 'api-key'),
   };
 }

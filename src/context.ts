@@ -3,6 +3,7 @@ import { ActivityTracker } from './activity/activity-tracker.ts';
 import { ApiKeys } from './auth/api-keys.ts';
 import { userScope } from './cache/cache-keys.ts';
 import { type Cache, createCache } from './cache/create-cache.ts';
+import type { Bump } from './cache/versions.ts';
 import { WarmScheduler } from './cache/warm-scheduler.ts';
 import { Warmer } from './cache/warmer.ts';
 import type { Config } from './config.ts';
@@ -11,6 +12,10 @@ import { PurgeJob } from './jobs/purge-job.ts';
 import { Idempotency } from './memory/idempotency.ts';
 import { MemoryService } from './memory/memory-service.ts';
 import { guardStore } from './resilience/store-guard.ts';
+import { AccessRecorder } from './search/access-recorder.ts';
+import { createEmbedder } from './search/create-embedder.ts';
+import { IndexCache } from './search/index-cache.ts';
+import { SearchService } from './search/search-service.ts';
 import { openStore } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 import { type Clock, systemClock } from './util/clock.ts';
@@ -32,6 +37,11 @@ export interface ServiceContext {
   activity: ActivityTracker;
   warmer: Warmer;
   warming: WarmScheduler;
+  search: SearchService;
+  /** The per-user search indexes held in process. */
+  indexes: IndexCache;
+  /** Write-behind of the access statistics of search results. */
+  access: AccessRecorder;
   /** Starts background work: purge, activity write-behind, warming. */
   start(): void;
   /** Stops background work and closes the store. */
@@ -66,16 +76,34 @@ export async function createContext(
   const warmer = new Warmer(config.warm.concurrency, 10_000, cache.stack.counters, (err) =>
     logger.debug({ err }, 'warming load failed'),
   );
+  const embedder = createEmbedder(config.embeddings);
+  const indexes = new IndexCache(config.search.indexMaxBytes);
+  const access = new AccessRecorder(store, logger, config.search.accessFlushMs);
+  const search = new SearchService({
+    store,
+    cache: cache.stack,
+    indexes,
+    access,
+    activity,
+    embedder,
+    clock,
+    options: config.search,
+  });
   let reads: CachedReads | undefined;
   const memories = new MemoryService(store, clock, idempotency, {
     deleteGraceMs: config.deleteGraceMs,
-    onWrite: async (tenant, userIds) => {
+    embedder,
+    onEmbedError: (err) => logger.warn({ err }, 'embedding failed; memory stored without a vector'),
+    onWrite: async (tenant, userIds, rows) => {
       const users = [...userIds];
+      let bumps = new Map<string, Bump>();
       try {
-        await cache.stack.invalidate(users.map((u) => userScope(tenant, u)));
+        bumps = await cache.stack.invalidate(users.map((u) => userScope(tenant, u)));
       } catch (err) {
         logger.error({ err }, 'cache invalidation failed');
       }
+      // Without a bump, held search indexes of these users are dropped (rebuilt on use).
+      search.afterWrite(tenant, users, rows, bumps);
       reads?.afterWrite(tenant, users);
     },
   });
@@ -95,15 +123,20 @@ export async function createContext(
     activity,
     warmer,
     warming,
+    search,
+    indexes,
+    access,
     start() {
       purge.start();
       activity.start();
+      access.start();
       warming.start();
     },
     async close() {
       warming.stop();
       await purge.stop();
       await activity.stop();
+      await access.stop();
       await warmer.stop();
       await cache.close();
       await rawStore.close();

@@ -28,6 +28,14 @@ const ALL = [
   'test/integration/cache-bus-loss.test.ts',
   'test/integration/cache-redis-down.test.ts',
   'test/integration/cache-store-down.test.ts',
+  'test/unit/vector.test.ts',
+  'test/unit/cached-embedder.test.ts',
+  'test/unit/http-embedder.test.ts',
+  'test/integration/memory-embeddings.test.ts',
+  'test/integration/search-api.test.ts',
+  'test/unit/search-tokenizer.test.ts',
+  'test/unit/search-signals.test.ts',
+  'test/unit/search-index.test.ts',
 ];
 
 const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
@@ -42,7 +50,8 @@ stream.on('test:pass', (event) => {
   else passed++;
 });
 stream.on('test:fail', (event) => {
-  if (event.details.type !== 'suite') failed++;
+  // A failing `todo` test is reported as todo, not as a failure (as node --test counts it).
+  if (event.details.type !== 'suite' && !event.todo) failed++;
 });
 stream.compose(new spec()).pipe(process.stdout);
 stream.on('end', () => {

@@ -7,6 +7,8 @@ export interface LoadSpec {
   path: string;
   method: 'GET' | 'POST';
   headers: Record<string, string>;
+  /** Path of the n-th request, when requests go to several paths (else `path`). */
+  pathOf?: (n: number) => string;
   /** Body of the n-th request (distinct bodies: no write is a repeat). */
   body?: (n: number) => string;
   connections: number;
@@ -80,10 +82,12 @@ export async function load(base: string, spec: LoadSpec, durationSec: number): P
         path: spec.path,
         headers: spec.headers,
         // Only when bodies vary: a static request is built once, not per request.
-        ...(spec.body
+        ...(spec.body || spec.pathOf
           ? {
               setupRequest: (req: autocannon.Request) => {
-                if (spec.body) req.body = spec.body(sequence++);
+                const n = sequence++;
+                if (spec.body) req.body = spec.body(n);
+                if (spec.pathOf) req.path = spec.pathOf(n);
                 return req;
               },
             }

@@ -36,6 +36,8 @@ export interface ScenarioResult {
   /** More tables, after the main one and its notes. */
   sections?: ReportSection[];
   data: unknown;
+  /** The command that reproduces the result, when it is not `npm run bench -- <scenario>`. */
+  command?: string;
 }
 
 /** A scenario module: `bench/<name>.ts` exports `run`. */
@@ -131,7 +133,9 @@ export function markdownReport(
   return [
     `# ${result.title}`,
     '',
-    `Run ${startedAt.toISOString()}: \`npm run bench -- ${scenario} --duration ${options.durationSec} --runs ${options.runs}${extra}\`, ${options.warmupSec} s warm-up per measurement, median of ${options.runs} run${options.runs === 1 ? '' : 's'}.`,
+    result.command
+      ? `Run ${startedAt.toISOString()}: \`${result.command}\`.`
+      : `Run ${startedAt.toISOString()}: \`npm run bench -- ${scenario} --duration ${options.durationSec} --runs ${options.runs}${extra}\`, ${options.warmupSec} s warm-up per measurement, median of ${options.runs} run${options.runs === 1 ? '' : 's'}.`,
     '',
     markdownTable(result.columns, result.rows),
     '',

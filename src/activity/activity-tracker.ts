@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ActivityDelta } from '../memory/memory-types.ts';
 import type { Store } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
+import { WriteBehind } from '../util/write-behind.ts';
 
 /** Users whose activity is buffered before an early flush. */
 const MAX_BUFFERED = 50_000;
@@ -12,31 +13,30 @@ const MAX_BUFFERED = 50_000;
  * who was active recently and who is usually active at a given hour.
  */
 export class ActivityTracker {
-  readonly #store: Store;
   readonly #clock: Clock;
-  readonly #logger: Logger;
-  readonly #intervalMs: number;
-  #buffer = new Map<string, ActivityDelta>();
-  #timer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> | undefined;
+  readonly #buffer: WriteBehind<ActivityDelta>;
 
   constructor(store: Store, clock: Clock, logger: Logger, intervalMs: number) {
-    this.#store = store;
     this.#clock = clock;
-    this.#logger = logger;
-    this.#intervalMs = intervalMs;
+    this.#buffer = new WriteBehind({
+      intervalMs,
+      maxBuffered: MAX_BUFFERED,
+      batchSize: 500,
+      write: (batch) => store.recordActivity(batch),
+      // Activity only guides warming: losing one interval of it is acceptable.
+      onError: (err, users) => logger.warn({ err, users }, 'activity write failed'),
+    });
   }
 
   /** Notes one request of a user (hot path: a map lookup and an increment). */
   touch(tenant: string, userId: string): void {
     const now = this.#clock.now();
-    const key = `${tenant}/${userId}`;
-    let delta = this.#buffer.get(key);
-    if (!delta) {
-      delta = { tenant, userId, lastSeenAt: now, hours: new Array<number>(24).fill(0) };
-      this.#buffer.set(key, delta);
-      if (this.#buffer.size >= MAX_BUFFERED) void this.flush();
-    }
+    const delta = this.#buffer.entry(`${tenant}/${userId}`, () => ({
+      tenant,
+      userId,
+      lastSeenAt: now,
+      hours: new Array<number>(24).fill(0),
+    }));
     delta.lastSeenAt = now;
     const hour = Math.floor(now / 3_600_000) % 24; // the UTC hour, without a Date
     delta.hours[hour] = (delta.hours[hour] ?? 0) + 1;
@@ -44,35 +44,14 @@ export class ActivityTracker {
 
   /** Writes the buffered activity; concurrent calls share one write. */
   flush(): Promise<void> {
-    this.#flushing ??= this.#write().finally(() => {
-      this.#flushing = undefined;
-    });
-    return this.#flushing;
-  }
-
-  async #write(): Promise<void> {
-    if (this.#buffer.size === 0) return;
-    const deltas = [...this.#buffer.values()];
-    this.#buffer = new Map();
-    try {
-      for (let i = 0; i < deltas.length; i += 500) {
-        await this.#store.recordActivity(deltas.slice(i, i + 500));
-      }
-    } catch (err) {
-      // Activity only guides warming: losing one interval of it is acceptable.
-      this.#logger.warn({ err, users: deltas.length }, 'activity write failed');
-    }
+    return this.#buffer.flush();
   }
 
   start(): void {
-    if (this.#timer) return;
-    this.#timer = setInterval(() => void this.flush(), this.#intervalMs);
-    this.#timer.unref();
+    this.#buffer.start();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.flush();
+  stop(): Promise<void> {
+    return this.#buffer.stop();
   }
 }

@@ -6,7 +6,7 @@ import type { InvalidationBus } from './invalidation-bus.ts';
 import type { L1Cache } from './l1-cache.ts';
 import type { RedisL2 } from './redis-l2.ts';
 import { SingleFlight } from './single-flight.ts';
-import type { Versions } from './versions.ts';
+import type { Bump, Versions } from './versions.ts';
 
 /** What a cached value depends on (`scope`, a user) and where it is kept (`key`). */
 export interface CacheKey {
@@ -163,17 +163,33 @@ export class CacheStack {
     return entry;
   }
 
-  /** After a committed write: moves each scope to a new version and tells other instances. */
-  async invalidate(scopes: Iterable<string>): Promise<void> {
+  /**
+   * After a committed write: moves each scope to a new version and tells other instances.
+   * Returns each scope's bump (derived state such as search indexes follows it).
+   */
+  async invalidate(scopes: Iterable<string>): Promise<Map<string, Bump>> {
+    const bumps = new Map<string, Bump>();
     await Promise.all(
       [...new Set(scopes)].map(async (scope) => {
-        const version = await this.#versions.bump(scope);
+        const bump = await this.#versions.bumpFrom(scope);
+        bumps.set(scope, bump);
         this.counters.invalidations++;
         // When Redis missed the bump, publishing would wait out a second timeout; the bump is
         // replayed and announced once Redis is back.
-        if (!this.#versions.isPending(scope)) await this.#bus?.publish(scope, version);
+        if (!this.#versions.isPending(scope)) await this.#bus?.publish(scope, bump.version);
       }),
     );
+    return bumps;
+  }
+
+  /** The scope's version when known and trusted without waiting (see {@link Versions.peek}). */
+  peekVersion(scope: string): number | undefined {
+    return this.#versions.peek(scope);
+  }
+
+  /** The scope's current version, or null when it cannot be known now. */
+  version(scope: string): Promise<number | null> {
+    return this.#versions.current(scope);
   }
 
   /** A version announced by another instance. */

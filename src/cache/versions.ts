@@ -2,6 +2,15 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../util/clock.ts';
 import type { RedisL2 } from './redis-l2.ts';
 
+/** The outcome of a version bump. */
+export interface Bump {
+  version: number;
+  /** The version known here before the bump, if any. */
+  previous: number | undefined;
+  /** Whether no other write of the scope came between `previous` and `version`. */
+  contiguous: boolean;
+}
+
 interface Known {
   version: number;
   /** When Redis last confirmed it (or this instance set it). */
@@ -82,6 +91,15 @@ export class Versions {
 
   /** Moves the scope to a new version after a write; returns it. */
   async bump(scope: string): Promise<number> {
+    return (await this.bumpFrom(scope)).version;
+  }
+
+  /**
+   * {@link bump}, also telling which version it moved from and whether the move was contiguous:
+   * no other write of the scope (here or elsewhere) came between the two versions. State
+   * derived from the previous version and this write alone is then exactly the new version's.
+   */
+  async bumpFrom(scope: string): Promise<Bump> {
     const now = this.#clock.now();
     const known = this.#known.get(scope);
     const local = Math.max((known?.version ?? this.#base()) + 1, this.#base());
@@ -92,7 +110,13 @@ export class Versions {
     const latest = this.#known.get(scope); // may have moved on (bus) during the bump
     const version = Math.max(remote ?? local, known ? known.version + 1 : 0, latest?.version ?? 0);
     this.#known.set(scope, { version, confirmedAt: now });
-    return version;
+    // With Redis, versions are one counter for every instance: +1 means no write came between.
+    // Without it, this process is the only writer, and the known version had not moved.
+    const contiguous =
+      known !== undefined &&
+      latest?.version === known.version &&
+      (this.#l2 ? remote === known.version + 1 && version === remote : true);
+    return { version, previous: known?.version, contiguous };
   }
 
   /** A version announced by another instance: taken when newer. */

@@ -20,6 +20,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       tags: [
         { name: 'memories', description: 'Single memories and batches' },
         { name: 'users', description: "All of a user's memories" },
+        { name: 'search', description: 'Ranked retrieval of memories' },
         { name: 'health', description: 'Probes' },
         { name: 'stats', description: 'Counters of this instance' },
       ],

@@ -21,6 +21,8 @@ const READS = new Set<keyof Store>([
   'listApiKeys',
   'recentlyActiveUsers',
   'usersUsuallyActiveAt',
+  'countLiveMemories',
+  'searchText',
 ]);
 
 /** Methods that pass through untouched: probes, schema, lifecycle. */

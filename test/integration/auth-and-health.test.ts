@@ -88,6 +88,7 @@ describe('health and docs', () => {
       'POST /v1/memories/{id}/restore',
       'GET /v1/memories/{id}/history',
       'GET /v1/users/{userId}/memories',
+      'POST /v1/users/{userId}/memories/search',
       'GET /v1/users/{userId}/export',
       'DELETE /v1/users/{userId}',
       'GET /v1/stats/cache',

@@ -257,6 +257,16 @@ const ROUTES: Route[] = [
     okStatus: 200,
   },
   {
+    name: 'POST /v1/users/:userId/memories/search',
+    method: 'POST',
+    path: '/v1/users/{userId}/memories/search',
+    url: (f) => `/v1/users/${f.userId}/memories/search`,
+    withParam: { name: 'userId', url: (id) => `/v1/users/${id}/memories/search` },
+    body: () => ({ query: 'live memory' }),
+    writes: false,
+    okStatus: 200,
+  },
+  {
     name: 'GET /v1/users/:userId/export',
     method: 'GET',
     path: '/v1/users/{userId}/export',
@@ -622,7 +632,8 @@ describe('bad input: every route', () => {
         });
       }
 
-      if (route.body) {
+      // Memory fields: routes whose body is (or holds) a memory.
+      if (route.item) {
         it('400 ENGRAM_INVALID_TEXT for NUL and lone surrogates in content, tags and metadata', async () => {
           const places: [string, Item][] = [
             ['content', { content: MARK }],
@@ -994,6 +1005,105 @@ describe('bad input: every route', () => {
         assert.equal(res.statusCode, 200, `${tag}: ${describeRes(res)}`);
         assert.deepEqual(res.json(), { items: [], nextCursor: null });
       }
+    });
+  });
+
+  describe('POST /v1/users/:userId/memories/search body', () => {
+    const url = () => `/v1/users/${f.userId}/memories/search`;
+    const search = (body: Item | string) =>
+      t.call({
+        method: 'POST',
+        url: url(),
+        headers: JSON_TYPE,
+        payload: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+
+    it('400 with details[].path for out-of-range k, weights and bad filters', async () => {
+      const cases: [string, Item | string, string][] = [
+        ['no query', {}, '/body/query'],
+        ['query 5', { query: 5 }, '/body/query'],
+        ['query null', { query: null }, '/body/query'],
+        ['query ["a"]', { query: ['a'] }, '/body/query'],
+        ['query of 2,001 chars', { query: 'q'.repeat(2001) }, '/body/query'],
+        ['k 0', { query: 'a', k: 0 }, '/body/k'],
+        ['k 101', { query: 'a', k: 101 }, '/body/k'],
+        ['k 1e12', { query: 'a', k: 1e12 }, '/body/k'],
+        ['k 1.5', { query: 'a', k: 1.5 }, '/body/k'],
+        ['k "10"', { query: 'a', k: '10' }, '/body/k'],
+        ['k -1', { query: 'a', k: -1 }, '/body/k'],
+        ['k 1e309', '{"query":"a","k":1e309}', '/body/k'],
+        ['weights.text -1', { query: 'a', weights: { text: -1 } }, '/body/weights/text'],
+        ['weights.recency 11', { query: 'a', weights: { recency: 11 } }, '/body/weights/recency'],
+        ['weights.use "1"', { query: 'a', weights: { use: '1' } }, '/body/weights/use'],
+        ['weights.bogus', { query: 'a', weights: { bogus: 1 } }, '/body/weights'],
+        ['weights []', { query: 'a', weights: [] }, '/body/weights'],
+        ['fusion "max"', { query: 'a', fusion: 'max' }, '/body/fusion'],
+        ['explain "true"', { query: 'a', explain: 'true' }, '/body/explain'],
+        ['kind "Not A Kind"', { query: 'a', kind: 'Not A Kind' }, '/body/kind'],
+        ['tags "a"', { query: 'a', tags: 'a' }, '/body/tags'],
+        ['tags [""]', { query: 'a', tags: [''] }, '/body/tags/0'],
+        ['pinned 1', { query: 'a', pinned: 1 }, '/body/pinned'],
+        ['agentId "a b"', { query: 'a', agentId: 'a b' }, '/body/agentId'],
+        ['sessionId of 129', { query: 'a', sessionId: 's'.repeat(129) }, '/body/sessionId'],
+        [
+          'createdAfter "yesterday"',
+          { query: 'a', createdAfter: 'yesterday' },
+          '/body/createdAfter',
+        ],
+        ['updatedBefore 0', { query: 'a', updatedBefore: 0 }, '/body/updatedBefore'],
+        ['unknown field', { query: 'a', limit: 10 }, '/body'],
+      ];
+      for (const [what, body, path] of cases) {
+        const before = await f.snapshot();
+        const res = await search(body);
+        const error = assertError(res, 400, 'ENGRAM_VALIDATION_FAILED', what);
+        assertDetailPath(error, path, what);
+        assert.deepEqual(await f.snapshot(), before, `${what}: the store changed`);
+      }
+    });
+
+    it('400 ENGRAM_INVALID_TEXT for NUL and lone surrogates in the query and filters', async () => {
+      for (const raw of ['"a\\u0000b"', '"\\ud800"', '"x\\udfffy"']) {
+        for (const field of ['query', 'kind', 'sessionId']) {
+          const payload =
+            field === 'query' ? `{"query":${raw}}` : `{"query":"ok","${field}":${raw}}`;
+          const res = await search(payload);
+          assertError(res, 400, 'ENGRAM_INVALID_TEXT', `${raw} in ${field}`);
+        }
+        const inTags = await search(`{"query":"ok","tags":["a",${raw}]}`);
+        assertError(inTags, 400, 'ENGRAM_INVALID_TEXT', `${raw} in tags`);
+      }
+    });
+
+    it('arbitrary Unicode queries never give a 500', async () => {
+      const queries = [
+        '',
+        ' ',
+        '😀😀😀',
+        '東京で寿司を食べた',
+        'ภาษาไทย',
+        '\u202Eevil',
+        'e\u0301',
+        '"*( NEAR AND OR NOT ) \' -- ;',
+        'a'.repeat(2000),
+        'ﷺ'.repeat(500),
+        '\u200b\u200c\u200d',
+      ];
+      for (const query of queries) {
+        const res = await search({ query, explain: true });
+        assert.equal(
+          res.statusCode,
+          200,
+          `${JSON.stringify(query.slice(0, 20))}: ${describeRes(res)}`,
+        );
+      }
+      await fc.assert(
+        fc.asyncProperty(fc.string({ unit: 'grapheme', maxLength: 200 }), async (query) => {
+          const res = await search({ query });
+          assert.equal(res.statusCode, 200, describeRes(res));
+        }),
+        { numRuns: 200 },
+      );
     });
   });
 
@@ -1370,8 +1480,8 @@ describe('bad input: the valid requests of the route table succeed', () => {
       .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
       .sort();
     assert.deepEqual(documented, ROUTES.map((r) => `${r.method} ${r.path}`).sort());
-    assert.equal(PARAM_ROUTES.length, 8);
-    assert.equal(BODY_ROUTES.length, 3);
+    assert.equal(PARAM_ROUTES.length, 9);
+    assert.equal(BODY_ROUTES.length, 4);
   });
 });
 

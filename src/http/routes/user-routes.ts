@@ -1,18 +1,16 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ServiceContext } from '../../context.ts';
-import { parseTime } from '../../memory/memory-rules.ts';
 import { toPublicMemory } from '../../memory/memory-view.ts';
 import { decodeCursor } from '../cursor.ts';
 import { idempotent } from '../idempotent.ts';
+import { toFilter } from '../list-filter.ts';
 import { tenantOf } from '../request-tenant.ts';
 import { ErrorResponse, errorResponses, WriteHeaders } from '../schemas/common-schemas.ts';
 import { EraseResult, ListQuery, MemoryPage, UserParams } from '../schemas/memory-schemas.ts';
 import { sendCached } from '../send-cached.ts';
 
 const tags = ['users'];
-const time = (text: string | undefined): number | undefined =>
-  text === undefined ? undefined : parseTime(text);
 
 /** Routes on all memories of one user: /v1/users/{userId}… */
 export function userRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
@@ -35,15 +33,7 @@ export function userRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           userId: request.params.userId,
           limit: q.limit,
           beforeId: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
-          kind: q.kind,
-          tags: q.tag,
-          agentId: q.agentId,
-          sessionId: q.sessionId,
-          pinned: q.pinned,
-          createdFrom: time(q.createdAfter),
-          createdTo: time(q.createdBefore),
-          updatedFrom: time(q.updatedAfter),
-          updatedTo: time(q.updatedBefore),
+          ...toFilter(q, q.tag),
         };
         // A warm answer is sent without a promise; otherwise the full cache path runs.
         const warm = ctx.reads.peekList(tenant, filter);

@@ -7,7 +7,8 @@ const Kind = Type.String({
   maxLength: LIMITS.kindLength,
   description: 'fact, preference, event, message, summary, or a custom kind',
 });
-const Tag = Type.String({ minLength: 1, maxLength: LIMITS.tagLength });
+/** One tag. */
+export const Tag = Type.String({ minLength: 1, maxLength: LIMITS.tagLength });
 const Tags = Type.Array(Tag, { maxItems: LIMITS.tags });
 const Metadata = Type.Record(Type.String(), Type.Unknown(), {
   maxProperties: LIMITS.metadataKeys,

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { AccessDelta } from '../memory/memory-types.ts';
+import type { Store } from '../store/store.ts';
+import { WriteBehind } from '../util/write-behind.ts';
+
+/** Memories whose accesses are buffered before an early flush. */
+const MAX_BUFFERED = 100_000;
+
+/**
+ * Counts accesses of memories returned by search and writes them behind, one batch per
+ * interval (`recordAccess`: access count and last-accessed time only, no new version).
+ */
+export class AccessRecorder {
+  readonly #buffer: WriteBehind<AccessDelta>;
+
+  constructor(store: Store, logger: Logger, intervalMs: number) {
+    this.#buffer = new WriteBehind({
+      intervalMs,
+      maxBuffered: MAX_BUFFERED,
+      batchSize: 500,
+      write: (batch) => store.recordAccess(batch),
+      // Access statistics steer ranking a little; an interval lost to an outage is acceptable.
+      onError: (err, memories) => logger.warn({ err, memories }, 'access statistics write failed'),
+    });
+  }
+
+  /** Notes one access of a memory at `at` (hot path: a map lookup and an increment). */
+  record(tenant: string, id: string, at: number): void {
+    // Keyed by id alone (ULIDs do not repeat), which spares building a key per access; the
+    // tenant is part of the key only if another tenant's memory holds the same id.
+    let delta = this.#buffer.entry(id, () => ({ tenant, id, count: 0, at }));
+    if (delta.tenant !== tenant) {
+      delta = this.#buffer.entry(`${tenant}\u0000${id}`, () => ({ tenant, id, count: 0, at }));
+    }
+    delta.count++;
+    if (at > delta.at) delta.at = at;
+  }
+
+  /** Accesses waiting to be written. */
+  get pending(): number {
+    return this.#buffer.size;
+  }
+
+  /** Writes the buffered accesses; concurrent calls share one write. */
+  flush(): Promise<void> {
+    return this.#buffer.flush();
+  }
+
+  start(): void {
+    this.#buffer.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#buffer.stop();
+  }
+}

@@ -1,0 +1,355 @@
+import type { MemoryRow } from '../memory/memory-types.ts';
+import { type FusionMethod, fuseRrf, SIGNALS, type SignalName, type Weights } from './fusion.ts';
+import { passes, type SearchFilter } from './search-filter.ts';
+import { type Bm25Params, idf, importance, pinned, recency, similarity, usage } from './signals.ts';
+import { TopK } from './top-k.ts';
+import type { Scratch, UserIndex } from './user-index.ts';
+import { cosine } from './vector.ts';
+
+/** How to rank. */
+export interface RankOptions {
+  /** Results wanted. */
+  k: number;
+  filter: SearchFilter;
+  weights: Weights;
+  fusion: FusionMethod;
+  now: number;
+  halfLifeMs: number;
+  bm25: Bm25Params;
+  /**
+   * Share of a message's text score given to its neighbours in the same session (0: none): a
+   * reply is found through the question it answers, and the other way round.
+   */
+  context: number;
+  /**
+   * Coordination: a memory's BM25 is multiplied by (share of query terms it holds)^coordination
+   * (0: plain BM25), favouring memories that hold more of the query.
+   */
+  coordination: number;
+  /** Embedding of the query, when vectors are in use. */
+  queryVector: Float32Array | null;
+  explain: boolean;
+}
+
+/** The settings of text relevance. */
+export type TextRanking = Pick<RankOptions, 'bm25' | 'context' | 'coordination'>;
+
+/**
+ * The text settings chosen on the LoCoMo development split (`npm run eval -- locomo`): BM25
+ * with little length normalization (memories are short), coordination 1, and a third of a
+ * message's score given to its session neighbours.
+ */
+export const DEFAULT_TEXT_RANKING: TextRanking = {
+  bm25: { k1: 0.9, b: 0.3 },
+  context: 0.3,
+  coordination: 1,
+};
+
+/** One signal of one result: its value (0..1), its weight and what it added to the score. */
+export interface SignalExplanation {
+  value: number;
+  weight: number;
+  contribution: number;
+}
+
+/** Why a memory ranked where it did. */
+export interface Explanation {
+  signals: Record<SignalName, SignalExplanation>;
+  /** Query terms (stems) found in the memory itself. */
+  matchedTerms: string[];
+  /** BM25 of the memory's own text, and what its session neighbours gave it. */
+  bm25: number;
+  context: number;
+}
+
+/** A ranked memory. */
+export interface Ranked {
+  row: MemoryRow;
+  score: number;
+  explain?: Explanation;
+}
+
+/** The value of every signal of a candidate (text already normalized). */
+function signalValues(row: MemoryRow, text: number, o: RankOptions): Record<SignalName, number> {
+  return {
+    text,
+    vector:
+      o.queryVector !== null && row.embedding !== null
+        ? similarity(cosine(o.queryVector, row.embedding))
+        : 0,
+    recency: recency(row.createdAt, row.lastAccessedAt, o.now, o.halfLifeMs),
+    importance: importance(row.importance),
+    pinned: pinned(row.pinned),
+    use: usage(row.accessCount),
+  };
+}
+
+const LN2 = Math.LN2;
+
+/** Weighted sum of a candidate's signals (the hot loop: no objects, no allocation). */
+function weightedScore(row: MemoryRow, text: number, o: RankOptions): number {
+  const w = o.weights;
+  let score = w.text * text + w.importance * importance(row.importance);
+  if (w.recency !== 0) {
+    const last =
+      row.lastAccessedAt !== null && row.lastAccessedAt > row.createdAt
+        ? row.lastAccessedAt
+        : row.createdAt;
+    const age = o.now - last;
+    // Same as signals.recency, inlined: exp is cheaper than a power here.
+    score += w.recency * (age <= 0 ? 1 : Math.exp((-age * LN2) / o.halfLifeMs));
+  }
+  if (row.pinned) score += w.pinned;
+  if (w.use !== 0 && row.accessCount > 0) score += w.use * usage(row.accessCount);
+  if (w.vector !== 0 && o.queryVector !== null && row.embedding !== null) {
+    score += w.vector * similarity(cosine(o.queryVector, row.embedding));
+  }
+  return score;
+}
+
+/**
+ * BM25 of the query terms over the index, into `scores` (by slot), with matched-term counts;
+ * returns the slots that scored. Emptied slots are skipped.
+ */
+function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratch): number[] {
+  const { scores, counts } = sc;
+  const touched: number[] = [];
+  const n = index.docCount;
+  const avg = index.averageLength;
+  const { k1, b } = o.bm25;
+  for (const term of terms) {
+    const posting = index.postings.get(term);
+    if (!posting || posting.df === 0) continue;
+    const w = idf(posting.df, n) * (k1 + 1);
+    const { slots, tfs } = posting;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i] as number;
+      const length = index.lengths[slot] as number;
+      if (length === 0) continue;
+      const before = scores[slot] as number;
+      if (before === 0) touched.push(slot);
+      const tf = tfs[i] as number;
+      // bm25Term, inlined.
+      scores[slot] = before + (w * tf) / (tf + k1 * (1 - b + (b * length) / avg));
+      counts[slot] = (counts[slot] as number) + 1;
+    }
+  }
+  if (o.coordination !== 0 && terms.length > 1) {
+    for (const slot of touched) {
+      const share = (counts[slot] as number) / terms.length;
+      scores[slot] = (scores[slot] as number) * share ** o.coordination;
+    }
+  }
+  return touched;
+}
+
+/** Messages on each side of a match that receive context, and the fall-off per step away. */
+const CONTEXT_WINDOW = 2;
+const CONTEXT_FALLOFF = 0.5;
+
+/**
+ * Gives the session neighbours of each matched message (up to {@link CONTEXT_WINDOW} on each
+ * side, halving per step) a share of its score, into `context`; returns the neighbours that
+ * had no score of their own.
+ */
+function spreadContext(index: UserIndex, touched: number[], sc: Scratch, share: number): number[] {
+  const { scores, context } = sc;
+  const added: number[] = [];
+  for (const slot of touched) {
+    const first = share * (scores[slot] as number);
+    // Both directions: `before` first, then `after`.
+    for (const links of [index.before, index.after]) {
+      let gift = first;
+      let near = links[slot] as number;
+      for (let d = 0; d < CONTEXT_WINDOW && near >= 0; d++, gift *= CONTEXT_FALLOFF) {
+        if (context[near] === 0 && scores[near] === 0) added.push(near);
+        context[near] = (context[near] as number) + gift;
+        near = links[near] as number;
+      }
+    }
+  }
+  return added;
+}
+
+/** Whether the filter has no condition (then only liveness is checked). */
+function isEmpty(f: SearchFilter): boolean {
+  for (const key in f) if ((f as Record<string, unknown>)[key] !== undefined) return false;
+  return true;
+}
+
+/**
+ * Ranks a user's memories for a query (its terms, stemmed as the index is). Text relevance is
+ * BM25 with coordination, spread to session neighbours by `context`, normalized by the best
+ * candidate; it is fused with recency, importance, pinned, use and optionally vector
+ * similarity.
+ *
+ * Candidates are the memories matching a term (and their neighbours), pinned memories, and —
+ * without terms, or with a query vector — every memory. When fewer than `k` pass the filters,
+ * the rest are ranked by their other signals to fill the answer.
+ */
+export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ranked[] {
+  const terms = queryTerms.length > 1 ? [...new Set(queryTerms)] : queryTerms;
+  const sc = index.scratch();
+  const { scores, context } = sc;
+  const touched = terms.length > 0 ? scoreText(index, terms, o, sc) : [];
+  const near =
+    o.context > 0 && touched.length > 0 ? spreadContext(index, touched, sc, o.context) : [];
+  try {
+    const everyone = terms.length === 0 || (o.queryVector !== null && o.weights.vector !== 0);
+    let candidates: number[];
+    if (everyone) {
+      candidates = [];
+      for (let s = 0; s < index.slots; s++) if (index.rows[s]) candidates.push(s);
+    } else {
+      candidates = near.length > 0 ? touched.concat(near) : touched;
+      for (const s of index.pinned) {
+        if (scores[s] === 0 && context[s] === 0) candidates.push(s);
+      }
+    }
+    const open = isEmpty(o.filter);
+    const kept: number[] = [];
+    let maxText = 0;
+    for (const s of candidates) {
+      const row = index.rows[s];
+      if (!row) continue;
+      if (open) {
+        if (row.expiresAt !== null && row.expiresAt <= o.now) continue;
+      } else if (!passes(row, o.filter, o.now)) continue;
+      kept.push(s);
+      const text = (scores[s] as number) + (context[s] as number);
+      if (text > maxText) maxText = text;
+    }
+    const scale = maxText === 0 ? 0 : 1 / maxText;
+
+    let best: Array<{ slot: number; score: number }>;
+    if (o.fusion === 'rrf') {
+      best = fuseRrf(
+        kept.map((s) => signalValues(index.rows[s] as MemoryRow, textOf(sc, s, scale), o)),
+        o.weights,
+      )
+        .map((score, i) => ({ slot: kept[i] as number, score }))
+        .sort((a, b) => b.score - a.score || b.slot - a.slot)
+        .slice(0, o.k);
+    } else {
+      const top = new TopK(o.k);
+      for (const s of kept) {
+        const text = ((scores[s] as number) + (context[s] as number)) * scale;
+        top.offer(s, weightedScore(index.rows[s] as MemoryRow, text, o));
+      }
+      best = top.sorted();
+    }
+    if (best.length < o.k && !everyone) best = fill(index, best, sc, o);
+
+    return best.map(({ slot, score }) => {
+      const row = index.rows[slot] as MemoryRow;
+      if (!o.explain) return { row, score };
+      return {
+        row,
+        score,
+        explain: explainOne(index, slot, terms, textOf(sc, slot, scale), sc, o),
+      };
+    });
+  } finally {
+    for (const s of touched) {
+      scores[s] = 0;
+      sc.counts[s] = 0;
+      context[s] = 0;
+    }
+    for (const s of near) context[s] = 0;
+  }
+}
+
+/** Normalized text score of a slot. */
+function textOf(sc: Scratch, slot: number, scale: number): number {
+  return ((sc.scores[slot] as number) + (sc.context[slot] as number)) * scale;
+}
+
+/** Adds the best memories that were not candidates, ranked by their other signals. */
+function fill(
+  index: UserIndex,
+  best: Array<{ slot: number; score: number }>,
+  sc: Scratch,
+  o: RankOptions,
+): Array<{ slot: number; score: number }> {
+  const top = new TopK(o.k - best.length);
+  for (let s = 0; s < index.slots; s++) {
+    const row = index.rows[s];
+    // Candidates (matched, given context, or pinned) were ranked already.
+    if (!row || sc.scores[s] !== 0 || sc.context[s] !== 0 || row.pinned) continue;
+    if (!passes(row, o.filter, o.now)) continue;
+    top.offer(s, weightedScore(row, 0, o));
+  }
+  // A memory without a matching term ranks after every memory with one.
+  let floor = Number.POSITIVE_INFINITY;
+  for (const b of best) if (b.score < floor) floor = b.score;
+  return best.concat(top.sorted().map((t) => ({ slot: t.slot, score: Math.min(t.score, floor) })));
+}
+
+function explainOne(
+  index: UserIndex,
+  slot: number,
+  terms: string[],
+  text: number,
+  sc: Scratch,
+  o: RankOptions,
+): Explanation {
+  const matched = terms.filter((t) => index.postings.get(t)?.slots.includes(slot));
+  const bm25 = sc.scores[slot] as number;
+  return explanation(
+    index.rows[slot] as MemoryRow,
+    text,
+    matched,
+    bm25,
+    sc.context[slot] as number,
+    o,
+  );
+}
+
+function explanation(
+  row: MemoryRow,
+  text: number,
+  matchedTerms: string[],
+  bm25: number,
+  context: number,
+  o: RankOptions,
+): Explanation {
+  const values = signalValues(row, text, o);
+  const signals = {} as Record<SignalName, SignalExplanation>;
+  for (const name of SIGNALS) {
+    const weight = o.weights[name];
+    signals[name] = { value: values[name], weight, contribution: values[name] * weight };
+  }
+  return { signals, matchedTerms, bm25, context };
+}
+
+/**
+ * Ranks candidates that come with a text score of their own (the store's full-text rank, for
+ * users too large to index): the score is normalized and fused like BM25's.
+ */
+export function rankScored(
+  candidates: Array<{ row: MemoryRow; score: number }>,
+  o: RankOptions,
+): Ranked[] {
+  const kept = candidates.filter((c) => passes(c.row, o.filter, o.now));
+  let maxText = 0;
+  for (const c of kept) if (c.score > maxText) maxText = c.score;
+  const scale = maxText === 0 ? 0 : 1 / maxText;
+  let scores: number[];
+  if (o.fusion === 'rrf') {
+    scores = fuseRrf(
+      kept.map((c) => signalValues(c.row, c.score * scale, o)),
+      o.weights,
+    );
+  } else {
+    scores = kept.map((c) => weightedScore(c.row, c.score * scale, o));
+  }
+  const top = new TopK(o.k);
+  scores.forEach((score, i) => {
+    top.offer(i, score);
+  });
+  return top.sorted().map(({ slot, score }) => {
+    const c = kept[slot] as { row: MemoryRow; score: number };
+    if (!o.explain) return { row: c.row, score };
+    return { row: c.row, score, explain: explanation(c.row, c.score * scale, [], c.score, 0, o) };
+  });
+}

@@ -1,0 +1,233 @@
+import type { ActivityTracker } from '../activity/activity-tracker.ts';
+import { userScope } from '../cache/cache-keys.ts';
+import type { CacheStack } from '../cache/cache-stack.ts';
+import { SingleFlight } from '../cache/single-flight.ts';
+import type { Bump } from '../cache/versions.ts';
+import type { MemoryRow } from '../memory/memory-types.ts';
+import type { Store } from '../store/store.ts';
+import type { Clock } from '../util/clock.ts';
+import { yieldToLoop } from '../util/yield.ts';
+import type { AccessRecorder } from './access-recorder.ts';
+import type { Embedder } from './embedder.ts';
+import { DEFAULT_WEIGHTS, type FusionMethod, type Weights } from './fusion.ts';
+import type { IndexCache } from './index-cache.ts';
+import {
+  DEFAULT_TEXT_RANKING,
+  type Ranked,
+  type RankOptions,
+  rank,
+  rankScored,
+  type TextRanking,
+} from './ranker.ts';
+import type { SearchFilter } from './search-filter.ts';
+import { tokenize } from './tokenizer.ts';
+import { UserIndex } from './user-index.ts';
+
+/** One search. */
+export interface SearchRequest {
+  query: string;
+  /** Results wanted (1..100). */
+  k: number;
+  filter: SearchFilter;
+  /** Weights of the signals, over the defaults. */
+  weights?: Partial<Weights> | undefined;
+  fusion?: FusionMethod | undefined;
+  explain: boolean;
+  /** Count the results as accesses of the memories (default true). */
+  recordAccess?: boolean | undefined;
+  /** Text settings over {@link DEFAULT_TEXT_RANKING} (for evaluations; not in the HTTP API). */
+  textRanking?: Partial<TextRanking> | undefined;
+}
+
+/** The answer of a search. */
+export interface SearchResult {
+  items: Ranked[];
+  /** The query's terms as matched (stems). */
+  terms: string[];
+  fusion: FusionMethod;
+  weights: Weights;
+  /** `index`: ranked over the user's in-process index; `fulltext`: the store's candidates. */
+  source: 'index' | 'fulltext';
+  /** Whether vector similarity took part. */
+  vector: boolean;
+}
+
+/** Settings of the search service. */
+export interface SearchOptions {
+  halfLifeMs: number;
+  /** Users with more live memories are searched through the store's full-text index. */
+  indexMaxMemories: number;
+  /** Candidates read from the full-text index for such users. */
+  ftsCandidates: number;
+}
+
+/** Rows read per step while building an index. */
+const BUILD_CHUNK = 500;
+
+/**
+ * Search: ranks a user's memories in process over their index (built on first use, kept in
+ * step with writes), or over the store's full-text candidates for users too large to hold.
+ * Results count as accesses, written behind.
+ */
+export class SearchService {
+  readonly #store: Store;
+  readonly #cache: CacheStack;
+  readonly #indexes: IndexCache;
+  readonly #access: AccessRecorder;
+  readonly #activity: ActivityTracker;
+  readonly #embedder: Embedder | null;
+  readonly #clock: Clock;
+  readonly #options: SearchOptions;
+  readonly #builds = new SingleFlight<UserIndex | null>();
+  /** Queries whose embedding failed (the search went on without vectors). */
+  embedFailures = 0;
+
+  constructor(parts: {
+    store: Store;
+    cache: CacheStack;
+    indexes: IndexCache;
+    access: AccessRecorder;
+    activity: ActivityTracker;
+    embedder: Embedder | null;
+    clock: Clock;
+    options: SearchOptions;
+  }) {
+    this.#store = parts.store;
+    this.#cache = parts.cache;
+    this.#indexes = parts.indexes;
+    this.#access = parts.access;
+    this.#activity = parts.activity;
+    this.#embedder = parts.embedder;
+    this.#clock = parts.clock;
+    this.#options = parts.options;
+  }
+
+  /** Ranks a user's memories for a query. */
+  async search(tenant: string, userId: string, req: SearchRequest): Promise<SearchResult> {
+    this.#activity.touch(tenant, userId);
+    const tokens = tokenize(req.query);
+    const terms = [...new Set(tokens.map((t) => t.term))];
+    const weights = { ...DEFAULT_WEIGHTS, ...req.weights };
+    const fusion = req.fusion ?? 'weighted';
+    const queryVector = await this.#embedQuery(req.query, weights);
+    const index = await this.indexOf(tenant, userId);
+    const now = this.#clock.now();
+    const options: RankOptions = {
+      ...DEFAULT_TEXT_RANKING,
+      ...req.textRanking,
+      k: req.k,
+      filter: req.filter,
+      weights,
+      fusion,
+      now,
+      halfLifeMs: this.#options.halfLifeMs,
+      queryVector,
+      explain: req.explain,
+    };
+    let items: Ranked[];
+    if (index) {
+      items = rank(index, terms, options);
+    } else {
+      const words = [...new Set(tokens.map((t) => t.word))];
+      items = rankScored(await this.#candidates(tenant, userId, words, req.filter, now), options);
+    }
+    if (req.recordAccess !== false) {
+      for (const item of items) {
+        index?.touch(item.row.id, now);
+        this.#access.record(tenant, item.row.id, now);
+      }
+    }
+    return {
+      items,
+      terms,
+      fusion,
+      weights,
+      source: index ? 'index' : 'fulltext',
+      vector: queryVector !== null,
+    };
+  }
+
+  async #embedQuery(query: string, weights: Weights): Promise<Float32Array | null> {
+    if (!this.#embedder || weights.vector === 0 || query.trim() === '') return null;
+    try {
+      return (await this.#embedder.embed([query]))[0] ?? null;
+    } catch {
+      // Without the embedder the search is lexical plus signals: degraded, not failed.
+      this.embedFailures++;
+      return null;
+    }
+  }
+
+  /** Full-text candidates with their store score (newest memories for an empty query). */
+  async #candidates(
+    tenant: string,
+    userId: string,
+    words: string[],
+    filter: SearchFilter,
+    now: number,
+  ): Promise<Array<{ row: MemoryRow; score: number }>> {
+    const limit = this.#options.ftsCandidates;
+    if (words.length > 0) return this.#store.searchText(tenant, userId, words, limit, now);
+    const rows = await this.#store.listMemories(tenant, { ...filter, userId, limit, now });
+    return rows.map((row) => ({ row, score: 0 }));
+  }
+
+  /**
+   * The user's index at their current version, built (once for concurrent callers) when
+   * missing; null when the user has too many memories to hold one.
+   */
+  async indexOf(tenant: string, userId: string): Promise<UserIndex | null> {
+    const scope = userScope(tenant, userId);
+    const version = this.#cache.peekVersion(scope) ?? (await this.#cache.version(scope));
+    if (version !== null) {
+      const held = this.#indexes.get(scope, version);
+      if (held) return held;
+      if (this.#indexes.isLarge(scope, version)) return null;
+    }
+    // The version is read before the store: a write landing during the build moves it, and
+    // the index built here is never used under the newer version.
+    return this.#builds.run(`${scope}@${version}`, async () => {
+      const index = await this.#build(tenant, userId, version ?? -1);
+      // An unknown version (Redis unreachable, trust expired) is never cached: rebuilt per use.
+      if (version !== null) {
+        if (index) this.#indexes.set(scope, index);
+        else this.#indexes.markLarge(scope, version);
+      }
+      return index;
+    }).promise;
+  }
+
+  async #build(tenant: string, userId: string, version: number): Promise<UserIndex | null> {
+    const now = this.#clock.now();
+    const count = await this.#store.countLiveMemories(tenant, userId, now);
+    if (count > this.#options.indexMaxMemories) return null;
+    const index = new UserIndex(version);
+    let after: string | null = null;
+    for (;;) {
+      const chunk = await this.#store.exportMemories(tenant, userId, after, BUILD_CHUNK, now);
+      for (const row of chunk) index.upsert(row);
+      if (chunk.length < BUILD_CHUNK) return index;
+      after = chunk[chunk.length - 1]?.id ?? null;
+      await yieldToLoop();
+    }
+  }
+
+  /** After a committed write: the changed rows go into held indexes (or the index is dropped). */
+  afterWrite(
+    tenant: string,
+    userIds: Iterable<string>,
+    rows: MemoryRow[],
+    bumps: Map<string, Bump>,
+  ): void {
+    const byUser = new Map<string, MemoryRow[]>();
+    for (const row of rows) {
+      const list = byUser.get(row.userId);
+      if (list) list.push(row);
+      else byUser.set(row.userId, [row]);
+    }
+    for (const userId of userIds) {
+      const scope = userScope(tenant, userId);
+      this.#indexes.afterWrite(scope, byUser.get(userId) ?? [], bumps.get(scope));
+    }
+  }
+}

@@ -1,0 +1,248 @@
+import type { MemoryRow } from '../memory/memory-types.ts';
+import { termsOf } from './tokenizer.ts';
+
+/** The documents of one term: parallel arrays of slots (ascending) and term frequencies. */
+export interface Posting {
+  slots: number[];
+  tfs: number[];
+  /** Live memories holding the term (emptied slots stay in `slots` until compaction). */
+  df: number;
+}
+
+/** Per-slot working arrays of one ranking. */
+export interface Scratch {
+  /** BM25 of the memory's own text. */
+  scores: Float64Array;
+  /** Text score given by session neighbours. */
+  context: Float64Array;
+  /** Distinct query terms matched. */
+  counts: Uint16Array;
+}
+
+/** Removed memories whose versions are remembered (the out-of-order guard). */
+const MAX_REMOVED = 10_000;
+
+/** Slots freed by removals are compacted away once they are this share of all slots. */
+const COMPACT_SHARE = 0.25;
+
+/** Estimated bytes a memory takes in an index with `distinctTerms` postings entries. */
+function docBytes(row: MemoryRow, distinctTerms: number): number {
+  return 400 + row.content.length * 2 + distinctTerms * 16 + (row.embedding?.byteLength ?? 0);
+}
+
+/** The text of a memory as it is indexed: content, tags and kind. */
+export function indexedText(row: MemoryRow): string {
+  return row.tags.length === 0
+    ? `${row.content} ${row.kind}`
+    : `${row.content} ${row.tags.join(' ')} ${row.kind}`;
+}
+
+/**
+ * The search index of one user's memories: term statistics (postings, document lengths), the
+ * memories themselves (for filters and the non-text signals) and, per session, the memories in
+ * order (a message's neighbours give it context). Built once from the store, then kept in step
+ * with the user's writes; the stored text is tokenized once, when a memory is added.
+ *
+ * A memory is held in a slot; removing it empties the slot and leaves its postings, which the
+ * ranker skips. Slots are compacted when a quarter of them are empty.
+ */
+export class UserIndex {
+  /** The memory in each slot, or null for an emptied slot. */
+  rows: (MemoryRow | null)[] = [];
+  /** Indexed terms of each slot (0 for an emptied slot). */
+  lengths: number[] = [];
+  /** Distinct terms of each slot (null for an emptied slot), to update `df` on removal. */
+  #terms: (string[] | null)[] = [];
+  /** Slot of each held memory. */
+  slotOf = new Map<string, number>();
+  postings = new Map<string, Posting>();
+  /** Slots of pinned memories: ranked with every query. */
+  pinned = new Set<number>();
+  /**
+   * Per session, the slot of its newest memory; with `before` and `after` (-1: none), a
+   * session's memories form a list in id (= creation) order: a message's neighbours.
+   */
+  sessionTail = new Map<string, number>();
+  before: number[] = [];
+  after: number[] = [];
+  /** Versions of memories removed from the index: an older copy is never added back. */
+  readonly #removed = new Map<string, number>();
+  /** Live documents and the sum of their lengths (for BM25's average length). */
+  docCount = 0;
+  totalLength = 0;
+  /** Approximate bytes held (for the byte-bounded cache of indexes). */
+  bytes = 0;
+  #empty = 0;
+  /** The cache version of the user this index reflects. */
+  version: number;
+  #scratch: Scratch = {
+    scores: new Float64Array(0),
+    context: new Float64Array(0),
+    counts: new Uint16Array(0),
+  };
+
+  constructor(version: number, rows: Iterable<MemoryRow> = []) {
+    this.version = version;
+    for (const row of rows) this.upsert(row);
+  }
+
+  /** Number of slots, emptied ones included (the range of slot numbers). */
+  get slots(): number {
+    return this.rows.length;
+  }
+
+  /**
+   * Zeroed scratch arrays of at least {@link slots} entries, reused by the ranker (ranking is
+   * synchronous, so one pair per index is enough); the ranker zeroes what it used.
+   */
+  scratch(): Scratch {
+    if (this.#scratch.scores.length < this.rows.length) {
+      const size = Math.max(64, this.rows.length * 2);
+      this.#scratch = {
+        scores: new Float64Array(size),
+        context: new Float64Array(size),
+        counts: new Uint16Array(size),
+      };
+    }
+    return this.#scratch;
+  }
+
+  /** Average indexed length of a live memory. */
+  get averageLength(): number {
+    return this.docCount === 0 ? 0 : this.totalLength / this.docCount;
+  }
+
+  /**
+   * Brings a memory into the index as the store now has it: added, replaced, or removed when
+   * deleted. An older version than the one held (or last removed) is ignored, so changes
+   * applied out of order cannot go back in time.
+   */
+  upsert(row: MemoryRow): void {
+    const slot = this.slotOf.get(row.id);
+    const held = slot === undefined ? undefined : this.rows[slot];
+    const known = held?.version ?? this.#removed.get(row.id);
+    if (known !== undefined && known > row.version) return;
+    if (slot !== undefined) this.#clear(slot);
+    if (row.deletedAt !== null) {
+      // Bounded: the guard matters only for changes applied moments apart.
+      if (this.#removed.size >= MAX_REMOVED) this.#removed.clear();
+      this.#removed.set(row.id, row.version);
+      return;
+    }
+    this.#removed.delete(row.id);
+    this.#add(row);
+  }
+
+  /** Updates the access statistics of a held memory (they are not versioned edits). */
+  touch(id: string, at: number): void {
+    const slot = this.slotOf.get(id);
+    const row = slot === undefined ? null : this.rows[slot];
+    if (!row) return;
+    row.accessCount += 1;
+    if (row.lastAccessedAt === null || row.lastAccessedAt < at) row.lastAccessedAt = at;
+  }
+
+  #add(row: MemoryRow): void {
+    const slot = this.rows.length;
+    const terms = termsOf(indexedText(row));
+    const tf = new Map<string, number>();
+    for (const t of terms) tf.set(t, (tf.get(t) ?? 0) + 1);
+    for (const [term, n] of tf) {
+      let posting = this.postings.get(term);
+      if (!posting) {
+        posting = { slots: [], tfs: [], df: 0 };
+        this.postings.set(term, posting);
+        this.bytes += term.length * 2 + 64;
+      }
+      posting.slots.push(slot);
+      posting.tfs.push(n);
+      posting.df++;
+    }
+    this.#terms.push([...tf.keys()]);
+    this.rows.push(row);
+    this.lengths.push(terms.length);
+    this.slotOf.set(row.id, slot);
+    if (row.pinned) this.pinned.add(slot);
+    this.before.push(-1);
+    this.after.push(-1);
+    if (row.sessionId !== null) this.#joinSession(row.sessionId, slot, row.id);
+    this.docCount++;
+    this.totalLength += terms.length;
+    this.bytes += docBytes(row, tf.size);
+  }
+
+  #joinSession(sessionId: string, slot: number, id: string): void {
+    const tail = this.sessionTail.get(sessionId);
+    if (tail === undefined) {
+      this.sessionTail.set(sessionId, slot);
+      return;
+    }
+    // Usually the newest message: linked after the tail; an imported older one is walked to.
+    let prev = tail;
+    while (prev >= 0 && (this.rows[prev]?.id ?? '') > id) prev = this.before[prev] as number;
+    const next = prev >= 0 ? (this.after[prev] as number) : this.#head(tail);
+    this.before[slot] = prev;
+    this.after[slot] = next;
+    if (prev >= 0) this.after[prev] = slot;
+    if (next >= 0) this.before[next] = slot;
+    if (prev === tail) this.sessionTail.set(sessionId, slot);
+  }
+
+  #head(slot: number): number {
+    let head = slot;
+    while ((this.before[head] as number) >= 0) head = this.before[head] as number;
+    return head;
+  }
+
+  #clear(slot: number): void {
+    const row = this.rows[slot];
+    if (!row) return;
+    this.rows[slot] = null;
+    this.bytes -= docBytes(row, this.#terms[slot]?.length ?? 0);
+    for (const term of this.#terms[slot] ?? []) {
+      const posting = this.postings.get(term);
+      if (posting) posting.df--;
+    }
+    this.#terms[slot] = null;
+    this.slotOf.delete(row.id);
+    this.pinned.delete(slot);
+    if (row.sessionId !== null) {
+      const prev = this.before[slot] as number;
+      const next = this.after[slot] as number;
+      if (prev >= 0) this.after[prev] = next;
+      if (next >= 0) this.before[next] = prev;
+      if (this.sessionTail.get(row.sessionId) === slot) {
+        if (prev >= 0) this.sessionTail.set(row.sessionId, prev);
+        else this.sessionTail.delete(row.sessionId);
+      }
+      this.before[slot] = -1;
+      this.after[slot] = -1;
+    }
+    this.docCount--;
+    this.totalLength -= this.lengths[slot] ?? 0;
+    this.lengths[slot] = 0;
+    this.#empty++;
+    if (this.#empty > 64 && this.#empty > this.rows.length * COMPACT_SHARE) this.#compact();
+  }
+
+  /** Rebuilds the index without emptied slots (renumbering them). */
+  #compact(): void {
+    const fresh = new UserIndex(
+      this.version,
+      this.rows.filter((r): r is MemoryRow => r !== null),
+    );
+    this.rows = fresh.rows;
+    this.lengths = fresh.lengths;
+    this.#terms = fresh.#terms;
+    this.slotOf = fresh.slotOf;
+    this.postings = fresh.postings;
+    this.pinned = fresh.pinned;
+    this.sessionTail = fresh.sessionTail;
+    this.before = fresh.before;
+    this.after = fresh.after;
+    this.docCount = fresh.docCount;
+    this.totalLength = fresh.totalLength;
+    this.bytes = fresh.bytes;
+    this.#empty = 0;
+  }
+}
