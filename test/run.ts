@@ -33,6 +33,7 @@ const ALL = [
   'test/unit/http-embedder.test.ts',
   'test/integration/memory-embeddings.test.ts',
   'test/integration/search-api.test.ts',
+  'test/integration/search-vectors.test.ts',
   'test/unit/search-tokenizer.test.ts',
   'test/unit/search-signals.test.ts',
   'test/unit/search-index.test.ts',

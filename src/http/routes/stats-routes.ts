@@ -26,9 +26,24 @@ const CacheStats = Type.Object({
     fastPath: Counter,
   }),
   warmQueue: Counter,
+  /** The per-user search indexes of this instance. */
+  search: Type.Object({
+    indexes: Counter,
+    bytes: Counter,
+    largeUsers: Counter,
+    hits: Counter,
+    builds: Counter,
+    updates: Counter,
+    drops: Counter,
+    pendingAccesses: Counter,
+    embedFailures: Counter,
+  }),
 });
 
-/** GET /v1/stats/cache: this instance's cache counters (the metrics issue exports them too). */
+/**
+ * GET /v1/stats/cache: this instance's cache and search-index counters (the metrics issue
+ * exports them too).
+ */
 export function statsRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
@@ -36,7 +51,7 @@ export function statsRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags: ['stats'],
-          summary: "This instance's cache counters",
+          summary: "This instance's cache and search-index counters",
           response: { 200: CacheStats, ...errorResponses },
         },
       },
@@ -44,6 +59,12 @@ export function statsRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
         distributed: ctx.cache.distributed,
         counters: { ...ctx.cache.stack.counters },
         warmQueue: ctx.warmer.queued,
+        search: {
+          ...ctx.indexes.stats,
+          ...ctx.indexes.counters,
+          pendingAccesses: ctx.access.pending,
+          embedFailures: ctx.search.embedFailures,
+        },
       }),
     );
   };
