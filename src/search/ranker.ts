@@ -272,11 +272,14 @@ function fill(
   o: RankOptions,
 ): Array<{ slot: number; score: number }> {
   const top = new TopK(o.k - best.length);
+  const open = isEmpty(o.filter);
   for (let s = 0; s < index.slots; s++) {
     const row = index.rows[s];
     // Candidates (matched, given context, or pinned) were ranked already.
     if (!row || sc.scores[s] !== 0 || sc.context[s] !== 0 || row.pinned) continue;
-    if (!passes(row, o.filter, o.now)) continue;
+    if (open) {
+      if (row.expiresAt !== null && row.expiresAt <= o.now) continue;
+    } else if (!passes(row, o.filter, o.now)) continue;
     top.offer(s, weightedScore(row, 0, o));
   }
   // A memory without a matching term ranks after every memory with one.

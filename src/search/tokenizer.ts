@@ -5,7 +5,7 @@ import { eng } from 'stopword';
  * English stop words: the `stopword` package's list, plus the question and auxiliary words that
  * search queries are made of ("when did …", "what does …") and that carry no topic.
  */
-const STOP_WORDS = new Set([
+export const STOP_WORDS: ReadonlySet<string> = new Set([
   ...eng,
   'does',
   'doing',
@@ -46,6 +46,8 @@ const UNSPACED =
 // "o'neil"). Marks alone (an emoji's variation selector, a stray accent) are no word.
 const WORD = /[\p{L}\p{N}][\p{L}\p{M}\p{N}]*(?:['’][\p{L}\p{M}\p{N}]+)*/gu;
 const ASCII_WORD = /^[a-z]+$/;
+// WORD restricted to ASCII: letters and digits, with inner apostrophes.
+const ASCII_WORDS = /[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*/g;
 const NOT_ASCII = /[\u0080-\uffff]/;
 
 const segmenter = new Intl.Segmenter(undefined, { granularity: 'word' });
@@ -96,8 +98,16 @@ function pushWord(raw: string, out: Token[]): void {
  */
 export function tokenize(text: string): Token[] {
   const out: Token[] = [];
-  let source = text;
-  if (NOT_ASCII.test(source)) source = source.normalize('NFKC');
+  if (!NOT_ASCII.test(text)) {
+    // ASCII text (most queries and memories): the same words, found by a byte-class regex,
+    // which is several times faster than the Unicode property classes.
+    ASCII_WORDS.lastIndex = 0;
+    for (let m = ASCII_WORDS.exec(text); m !== null; m = ASCII_WORDS.exec(text)) {
+      pushWord(m[0], out);
+    }
+    return out;
+  }
+  const source = text.normalize('NFKC');
   if (UNSPACED.test(source)) {
     for (const s of segmenter.segment(source)) {
       if (!s.isWordLike) continue;

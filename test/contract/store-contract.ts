@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { newMemoryId } from '../../src/memory/ids.ts';
 import type { IdempotencyRecord, MemoryRow } from '../../src/memory/memory-types.ts';
 import { IdempotencyKeyTaken, PLANNED_QUERIES, type Store } from '../../src/store/store.ts';
+import { memoryRow } from '../helpers/rows.ts';
 import type { TestStore } from '../helpers/stores.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -11,28 +11,7 @@ let seq = 0;
 /** A memory row with sensible defaults; ids follow creation time. */
 export function row(overrides: Partial<MemoryRow> = {}): MemoryRow {
   const createdAt = overrides.createdAt ?? T0 + seq++;
-  return {
-    tenant: 'acme',
-    id: newMemoryId(createdAt, Number.MAX_SAFE_INTEGER),
-    userId: 'alice',
-    agentId: null,
-    sessionId: null,
-    content: `memory ${seq}`,
-    kind: 'fact',
-    tags: [],
-    metadata: {},
-    importance: 0.5,
-    pinned: false,
-    createdAt,
-    updatedAt: createdAt,
-    expiresAt: null,
-    deletedAt: null,
-    accessCount: 0,
-    lastAccessedAt: null,
-    version: 1,
-    embedding: null,
-    ...overrides,
-  };
+  return memoryRow({ content: `memory ${seq}`, ...overrides, createdAt });
 }
 
 function idem(overrides: Partial<IdempotencyRecord> = {}): IdempotencyRecord {

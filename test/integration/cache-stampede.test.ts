@@ -13,6 +13,7 @@ import { newMemoryId } from '../../src/memory/ids.ts';
 import type { MemoryRow } from '../../src/memory/memory-types.ts';
 import type { Store } from '../../src/store/store.ts';
 import { type TestApp, testApp } from '../helpers/app.ts';
+import { memoryRow } from '../helpers/rows.ts';
 import { needs, REDIS_URL } from '../helpers/services.ts';
 import { openSqlite, type TestStore } from '../helpers/stores.ts';
 
@@ -59,27 +60,7 @@ async function until(condition: () => boolean, maxMs: number): Promise<void> {
 }
 
 function row(tenant: string, userId: string, content: string, at: number): MemoryRow {
-  return {
-    tenant,
-    id: newMemoryId(at, Date.now()),
-    userId,
-    agentId: null,
-    sessionId: null,
-    content,
-    kind: 'fact',
-    tags: [],
-    metadata: {},
-    importance: 0.5,
-    pinned: false,
-    createdAt: at,
-    updatedAt: at,
-    expiresAt: null,
-    deletedAt: null,
-    accessCount: 0,
-    lastAccessedAt: null,
-    version: 1,
-    embedding: null,
-  };
+  return memoryRow({ tenant, userId, content, createdAt: at, id: newMemoryId(at, Date.now()) });
 }
 
 const redisSkip = (await needs('redis')).skip;

@@ -19,6 +19,7 @@ import {
 import type { SearchFilter } from '../../src/search/search-filter.ts';
 import { termsOf } from '../../src/search/tokenizer.ts';
 import { indexedText, UserIndex } from '../../src/search/user-index.ts';
+import { memoryRow } from '../helpers/rows.ts';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 0, 15);
@@ -28,28 +29,15 @@ const idOf = (n: number): string => `01MEM${String(n).padStart(6, '0')}`;
 
 /** A live memory of number n with the given content; every other field has a plain default. */
 function mem(n: number, content: string, over: Partial<MemoryRow> = {}): MemoryRow {
-  return {
+  return memoryRow({
     tenant: 'tenant',
     id: idOf(n),
     userId: 'user',
-    agentId: null,
-    sessionId: null,
     content,
-    kind: 'fact',
-    tags: [],
-    metadata: {},
     importance: 0,
-    pinned: false,
     createdAt: NOW - DAY,
-    updatedAt: NOW - DAY,
-    expiresAt: null,
-    deletedAt: null,
-    accessCount: 0,
-    lastAccessedAt: null,
-    version: 1,
-    embedding: null,
     ...over,
-  };
+  });
 }
 
 /** The next version of a memory, with changes. */

@@ -6,27 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { eng } from 'stopword';
-import { termsOf, tokenize } from '../../src/search/tokenizer.ts';
-
-/** The stop words the tokenizer documents: the `stopword` package's list and its additions. */
-const STOP_WORDS = new Set([
-  ...eng,
-  'does',
-  'doing',
-  'done',
-  'when',
-  'why',
-  'whom',
-  'whose',
-  'which',
-  'kind',
-  'yes',
-  'no',
-  'not',
-  's',
-  't',
-]);
+import { STOP_WORDS, termsOf, tokenize } from '../../src/search/tokenizer.ts';
 
 const words = (text: string): string[] => tokenize(text).map((t) => t.word);
 
@@ -313,6 +293,18 @@ describe('tokenize: properties', () => {
         assert.deepEqual(tokenize(upper ? w.toUpperCase() : w), [], w);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('ASCII text gives the same tokens on its fast path as on the Unicode path', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary-ascii', maxLength: 200 }), (text) => {
+        // A trailing non-ASCII word sends the same text down the Unicode path.
+        const unicode = tokenize(`${text} \u00e9t\u00e9`);
+        assert.deepEqual(unicode.at(-1), { word: 'été', term: 'été' });
+        assert.deepEqual(tokenize(text), unicode.slice(0, -1));
+      }),
+      { numRuns: 1000 },
     );
   });
 });
