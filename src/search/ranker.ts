@@ -173,8 +173,25 @@ function spreadContext(index: UserIndex, touched: number[], sc: Scratch, share: 
 
 /** Whether the filter has no condition (then only liveness is checked). */
 function isEmpty(f: SearchFilter): boolean {
-  for (const key in f) if ((f as Record<string, unknown>)[key] !== undefined) return false;
-  return true;
+  // Field by field: cheaper than enumerating the object's keys on every query.
+  return (
+    f.kind === undefined &&
+    f.tags === undefined &&
+    f.agentId === undefined &&
+    f.sessionId === undefined &&
+    f.pinned === undefined &&
+    f.createdFrom === undefined &&
+    f.createdTo === undefined &&
+    f.updatedFrom === undefined &&
+    f.updatedTo === undefined
+  );
+}
+
+/** The distinct terms of a query, in order (queries are short: a scan beats a Set). */
+function distinct(terms: string[]): string[] {
+  const out: string[] = [];
+  for (const t of terms) if (!out.includes(t)) out.push(t);
+  return out;
 }
 
 /**
@@ -188,7 +205,7 @@ function isEmpty(f: SearchFilter): boolean {
  * the rest are ranked by their other signals to fill the answer.
  */
 export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ranked[] {
-  const terms = queryTerms.length > 1 ? [...new Set(queryTerms)] : queryTerms;
+  const terms = queryTerms.length > 1 ? distinct(queryTerms) : queryTerms;
   const sc = index.scratch();
   const { scores, context } = sc;
   const touched = terms.length > 0 ? scoreText(index, terms, o, sc) : [];

@@ -47,23 +47,43 @@ export class TopK {
     if (score < rootScore || (score === rootScore && slot < (this.#slots[0] as number))) return;
     this.#slots[0] = slot;
     this.#scores[0] = score;
-    let i = 0;
+    this.#siftDown(0, size);
+  }
+
+  /** The kept entries, best first. */
+  sorted(): Array<{ slot: number; score: number }> {
+    const n = this.#slots.length;
+    const out = new Array<{ slot: number; score: number }>(n);
+    // Pop the minimum into the back of the answer: heap order gives the sort.
+    for (let end = this.#slots.length - 1; end >= 0; end--) {
+      out[end] = { slot: this.#slots[0] as number, score: this.#scores[0] as number };
+      const lastSlot = this.#slots.pop() as number;
+      const lastScore = this.#scores.pop() as number;
+      if (end === 0) break;
+      this.#slots[0] = lastSlot;
+      this.#scores[0] = lastScore;
+      this.#siftDown(0, end);
+    }
+    // Ascending order is a valid min-heap: the entries are kept for later offers.
+    for (let i = 0; i < n; i++) {
+      const entry = out[n - 1 - i] as { slot: number; score: number };
+      this.#slots.push(entry.slot);
+      this.#scores.push(entry.score);
+    }
+    return out;
+  }
+
+  #siftDown(from: number, size: number): void {
+    let i = from;
     for (;;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let least = i;
       if (l < size && this.#below(l, least)) least = l;
       if (r < size && this.#below(r, least)) least = r;
-      if (least === i) break;
+      if (least === i) return;
       this.#swap(i, least);
       i = least;
     }
-  }
-
-  /** The kept entries, best first. */
-  sorted(): Array<{ slot: number; score: number }> {
-    return this.#slots
-      .map((slot, i) => ({ slot, score: this.#scores[i] as number }))
-      .sort((a, b) => b.score - a.score || b.slot - a.slot);
   }
 }
