@@ -12,6 +12,7 @@ import { registerOpenApi } from './http/openapi.ts';
 import { healthRoutes } from './http/routes/health-routes.ts';
 import { memoryRoutes } from './http/routes/memory-routes.ts';
 import { searchRoutes } from './http/routes/search-routes.ts';
+import { sessionRoutes } from './http/routes/session-routes.ts';
 import { statsRoutes } from './http/routes/stats-routes.ts';
 import { userRoutes } from './http/routes/user-routes.ts';
 import { serverFactory } from './http/server-factory.ts';
@@ -170,6 +171,7 @@ export async function buildApp(ctx: ServiceContext): Promise<FastifyInstance> {
     await v1.register(memoryRoutes(ctx));
     await v1.register(userRoutes(ctx));
     await v1.register(searchRoutes(ctx));
+    await v1.register(sessionRoutes(ctx));
     await v1.register(statsRoutes(ctx));
   });
   return app;

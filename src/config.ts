@@ -99,6 +99,32 @@ export const EnvSchema = Type.Object({
     minimum: 0,
     maximum: 10_000_000,
   }),
+  /** Idle timeout of a new user's sessions (no learned model yet). @default 1800000 */
+  ENGRAM_SESSION_TIMEOUT_DEFAULT_MS: Type.Integer({
+    default: 1_800_000,
+    minimum: 1000,
+    maximum: 604_800_000,
+  }),
+  /** Shortest learned idle timeout. @default 120000 */
+  ENGRAM_SESSION_TIMEOUT_MIN_MS: Type.Integer({
+    default: 120_000,
+    minimum: 1000,
+    maximum: 604_800_000,
+  }),
+  /** Longest learned idle timeout. @default 7200000 */
+  ENGRAM_SESSION_TIMEOUT_MAX_MS: Type.Integer({
+    default: 7_200_000,
+    minimum: 1000,
+    maximum: 604_800_000,
+  }),
+  /** Quantile of a user's within-session gaps the timeout is learned from. @default 0.95 */
+  ENGRAM_SESSION_TIMEOUT_QUANTILE: Type.Number({ default: 0.95, minimum: 0.5, maximum: 0.999 }),
+  /** Factor applied to that quantile. @default 1.5 */
+  ENGRAM_SESSION_TIMEOUT_MARGIN: Type.Number({ default: 1.5, minimum: 1, maximum: 10 }),
+  /** Longest wait of the expiry sweeper between two looks at the store. @default 1000 */
+  ENGRAM_SESSION_SWEEP_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 600_000 }),
+  /** Recent messages shown with a session. @default 20 */
+  ENGRAM_SESSION_WINDOW: Type.Integer({ default: 20, minimum: 1, maximum: 500 }),
   /** Create and print a key on first start when none exists (embedded mode only). @default true */
   ENGRAM_BOOTSTRAP_KEY: Type.Boolean({ default: true }),
 });
@@ -134,6 +160,7 @@ export interface Config {
   warm: { concurrency: number; bootUsers: number; aheadUsers: number; intervalMs: number };
   activityFlushMs: number;
   search: SearchConfig;
+  sessions: SessionConfig;
   /** Null when no embeddings endpoint is configured: search is lexical plus signals. */
   embeddings: EmbeddingsConfig | null;
   /** Where the bootstrap key is written (owner-only permissions). */
@@ -147,6 +174,19 @@ export interface SearchConfig {
   indexMaxBytes: number;
   ftsCandidates: number;
   accessFlushMs: number;
+}
+
+/** Session settings. */
+export interface SessionConfig {
+  timeout: {
+    defaultMs: number;
+    minMs: number;
+    maxMs: number;
+    quantile: number;
+    margin: number;
+  };
+  sweepMs: number;
+  window: number;
 }
 
 /** An OpenAI-compatible embeddings endpoint. */
@@ -226,6 +266,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       indexMaxBytes: env.ENGRAM_SEARCH_INDEX_MAX_BYTES,
       ftsCandidates: env.ENGRAM_SEARCH_FTS_CANDIDATES,
       accessFlushMs: env.ENGRAM_ACCESS_FLUSH_MS,
+    },
+    sessions: {
+      timeout: {
+        defaultMs: env.ENGRAM_SESSION_TIMEOUT_DEFAULT_MS,
+        minMs: env.ENGRAM_SESSION_TIMEOUT_MIN_MS,
+        maxMs: Math.max(env.ENGRAM_SESSION_TIMEOUT_MAX_MS, env.ENGRAM_SESSION_TIMEOUT_MIN_MS),
+        quantile: env.ENGRAM_SESSION_TIMEOUT_QUANTILE,
+        margin: env.ENGRAM_SESSION_TIMEOUT_MARGIN,
+      },
+      sweepMs: env.ENGRAM_SESSION_SWEEP_MS,
+      window: env.ENGRAM_SESSION_WINDOW,
     },
     embeddings: env.ENGRAM_EMBEDDINGS_URL
       ? {

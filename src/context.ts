@@ -3,6 +3,7 @@ import { ActivityTracker } from './activity/activity-tracker.ts';
 import { ApiKeys } from './auth/api-keys.ts';
 import { userScope } from './cache/cache-keys.ts';
 import { type Cache, createCache } from './cache/create-cache.ts';
+import { createRedis } from './cache/redis-client.ts';
 import type { Bump } from './cache/versions.ts';
 import { WarmScheduler } from './cache/warm-scheduler.ts';
 import { Warmer } from './cache/warmer.ts';
@@ -11,11 +12,16 @@ import { CachedReads } from './http/cached-reads.ts';
 import { PurgeJob } from './jobs/purge-job.ts';
 import { Idempotency } from './memory/idempotency.ts';
 import { MemoryService } from './memory/memory-service.ts';
+import type { MemoryRow } from './memory/memory-types.ts';
 import { guardStore } from './resilience/store-guard.ts';
 import { AccessRecorder } from './search/access-recorder.ts';
 import { createEmbedder } from './search/create-embedder.ts';
 import { IndexCache } from './search/index-cache.ts';
 import { SearchService } from './search/search-service.ts';
+import { Preloader } from './sessions/preload.ts';
+import { SessionHotState } from './sessions/session-hot-state.ts';
+import { SessionService } from './sessions/session-service.ts';
+import { SessionSweeper } from './sessions/session-sweeper.ts';
 import { openStore } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 import { type Clock, systemClock } from './util/clock.ts';
@@ -42,6 +48,9 @@ export interface ServiceContext {
   indexes: IndexCache;
   /** Write-behind of the access statistics of search results. */
   access: AccessRecorder;
+  sessions: SessionService;
+  /** The session expiry sweeper. */
+  sweeper: SessionSweeper;
   /** Starts background work: purge, activity write-behind, warming. */
   start(): void;
   /** Stops background work and closes the store. */
@@ -90,24 +99,58 @@ export async function createContext(
     options: config.search,
   });
   let reads: CachedReads | undefined;
+  /** After every committed write of memories: caches, indexes and warming follow it. */
+  const afterWrite = async (tenant: string, userIds: Iterable<string>, rows: MemoryRow[]) => {
+    const users = [...userIds];
+    let bumps = new Map<string, Bump>();
+    try {
+      bumps = await cache.stack.invalidate(users.map((u) => userScope(tenant, u)));
+    } catch (err) {
+      logger.error({ err }, 'cache invalidation failed');
+    }
+    // Without a bump, held search indexes of these users are dropped (rebuilt on use).
+    search.afterWrite(tenant, users, rows, bumps);
+    reads?.afterWrite(tenant, users);
+  };
   const memories = new MemoryService(store, clock, idempotency, {
     deleteGraceMs: config.deleteGraceMs,
     embedder,
     onEmbedError: (err) => logger.warn({ err }, 'embedding failed; memory stored without a vector'),
-    onWrite: async (tenant, userIds, rows) => {
-      const users = [...userIds];
-      let bumps = new Map<string, Bump>();
-      try {
-        bumps = await cache.stack.invalidate(users.map((u) => userScope(tenant, u)));
-      } catch (err) {
-        logger.error({ err }, 'cache invalidation failed');
-      }
-      // Without a bump, held search indexes of these users are dropped (rebuilt on use).
-      search.afterWrite(tenant, users, rows, bumps);
-      reads?.afterWrite(tenant, users);
-    },
+    onWrite: afterWrite,
   });
   reads = new CachedReads(memories, cache.stack, warmer, activity);
+  const hot = config.cache.redisUrl
+    ? new SessionHotState(
+        createRedis(
+          {
+            url: config.cache.redisUrl,
+            commandTimeoutMs: config.cache.redisTimeoutMs,
+            name: 'engram-sessions',
+          },
+          logger,
+        ),
+        config.sessions.window,
+      )
+    : null;
+  const sessions = new SessionService({
+    store,
+    memories,
+    search,
+    preloader: new Preloader(store, search, config.search.halfLifeMs, (err) =>
+      logger.debug({ err }, 'index warming at session start failed'),
+    ),
+    hot,
+    activity,
+    clock,
+    config: config.sessions,
+    onEnd: async (tenant, userId, summary) => {
+      if (summary) await afterWrite(tenant, [userId], [summary]);
+    },
+  });
+  const sweeper = new SessionSweeper(store, clock, logger, config.sessions.sweepMs, (t, id) =>
+    sessions.expire(t, id),
+  );
+  sessions.useSweeper(sweeper);
   const warming = new WarmScheduler(store, reads, clock, logger, config.warm);
   return {
     config,
@@ -126,13 +169,18 @@ export async function createContext(
     search,
     indexes,
     access,
+    sessions,
+    sweeper,
     start() {
+      void sweeper.start();
       purge.start();
       activity.start();
       access.start();
       warming.start();
     },
     async close() {
+      await sweeper.stop();
+      hot?.close();
       warming.stop();
       await purge.stop();
       await activity.stop();

@@ -35,8 +35,13 @@ export const ErrorCatalog = {
     message: 'A valid API key is required (Authorization: Bearer <key>).',
   },
   ENGRAM_MEMORY_NOT_FOUND: { status: 404, message: 'No such memory.' },
+  ENGRAM_SESSION_NOT_FOUND: { status: 404, message: 'No such session.' },
   ENGRAM_ROUTE_NOT_FOUND: { status: 404, message: 'No such route.' },
   ENGRAM_REQUEST_TIMEOUT: { status: 408, message: 'The request took too long to arrive.' },
+  ENGRAM_SESSION_ENDED: {
+    status: 409,
+    message: 'The session has ended: it takes no more messages.',
+  },
   ENGRAM_IDEMPOTENCY_IN_PROGRESS: {
     status: 409,
     message: 'A request with this Idempotency-Key is still being processed.',

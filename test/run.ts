@@ -34,9 +34,12 @@ const ALL = [
   'test/integration/memory-embeddings.test.ts',
   'test/integration/search-api.test.ts',
   'test/integration/search-vectors.test.ts',
+  'test/integration/sessions-api.test.ts',
   'test/unit/search-tokenizer.test.ts',
   'test/unit/search-signals.test.ts',
   'test/unit/search-index.test.ts',
+  'test/unit/timeout-model.test.ts',
+  'test/unit/timeout-simulation.test.ts',
 ];
 
 const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;

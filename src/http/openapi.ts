@@ -21,6 +21,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         { name: 'memories', description: 'Single memories and batches' },
         { name: 'users', description: "All of a user's memories" },
         { name: 'search', description: 'Ranked retrieval of memories' },
+        { name: 'sessions', description: 'Conversations: working memory, preloading, expiry' },
         { name: 'health', description: 'Probes' },
         { name: 'stats', description: 'Counters of this instance' },
       ],

@@ -13,7 +13,13 @@ import {
   parseTime,
   rejectIfAny,
 } from './memory-rules.ts';
-import type { HistoryEntry, JsonObject, ListFilter, MemoryRow } from './memory-types.ts';
+import type {
+  HistoryEntry,
+  IdempotencyRecord,
+  JsonObject,
+  ListFilter,
+  MemoryRow,
+} from './memory-types.ts';
 import { toPublicMemory } from './memory-view.ts';
 
 /** A memory to create, as validated by the route schema. */
@@ -201,11 +207,19 @@ export class MemoryService {
     return reports;
   }
 
-  /** Creates up to 1,000 memories in one transaction: all of them or, on any problem, none. */
+  /**
+   * Creates up to 1,000 memories in one transaction: all of them or, on any problem, none.
+   * `insert` commits them (default: `insertMemories`); a caller may commit them together with
+   * other state, in the same transaction (a session's messages with the session).
+   */
   async createBatch(
     tenant: string,
     inputs: NewMemoryInput[],
     idem?: IdempotencyRequest,
+    insert: (rows: MemoryRow[], record: IdempotencyRecord | undefined) => Promise<void> = (
+      rows,
+      record,
+    ) => this.#store.insertMemories(rows, record),
   ): Promise<MemoryRow[]> {
     const reports = this.batchProblems(inputs);
     if (reports.length > 0) {
@@ -223,7 +237,7 @@ export class MemoryService {
     const record = idem
       ? this.#idem.record(tenant, idem, userId, 201, { items: rows.map(toPublicMemory) })
       : undefined;
-    await this.#store.insertMemories(rows, record);
+    await insert(rows, record);
     await this.#changed(tenant, userIds, rows);
     return rows;
   }

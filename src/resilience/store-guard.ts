@@ -23,6 +23,12 @@ const READS = new Set<keyof Store>([
   'usersUsuallyActiveAt',
   'countLiveMemories',
   'searchText',
+  'topByImportance',
+  'getSession',
+  'listSessions',
+  'dueSessions',
+  'nextSessionExpiry',
+  'getTimeoutModel',
 ]);
 
 /** Methods that pass through untouched: probes, schema, lifecycle. */

@@ -50,6 +50,8 @@ export interface SearchResult {
   source: 'index' | 'fulltext';
   /** Whether vector similarity took part. */
   vector: boolean;
+  /** How the index was found: held (`hit`), built by this search, or none (full text). */
+  index: 'hit' | 'built' | 'fulltext';
 }
 
 /** Settings of the search service. */
@@ -110,7 +112,8 @@ export class SearchService {
     const weights = { ...DEFAULT_WEIGHTS, ...req.weights };
     const fusion = req.fusion ?? 'weighted';
     const queryVector = await this.#embedQuery(req.query, weights);
-    const index = await this.indexOf(tenant, userId);
+    const held = this.peekIndex(tenant, userId);
+    const index = held ?? (await this.indexOf(tenant, userId));
     const now = this.#clock.now();
     const options: RankOptions = {
       ...DEFAULT_TEXT_RANKING,
@@ -144,6 +147,7 @@ export class SearchService {
       weights,
       source: index ? 'index' : 'fulltext',
       vector: queryVector !== null,
+      index: held ? 'hit' : index ? 'built' : 'fulltext',
     };
   }
 
@@ -170,6 +174,13 @@ export class SearchService {
     if (words.length > 0) return this.#store.searchText(tenant, userId, words, limit, now);
     const rows = await this.#store.listMemories(tenant, { ...filter, userId, limit, now });
     return rows.map((row) => ({ row, score: 0 }));
+  }
+
+  /** The user's index when it is held at their current version, without waiting; else undefined. */
+  peekIndex(tenant: string, userId: string): UserIndex | undefined {
+    const scope = userScope(tenant, userId);
+    const version = this.#cache.peekVersion(scope);
+    return version === undefined ? undefined : this.#indexes.get(scope, version);
   }
 
   /**

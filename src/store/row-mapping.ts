@@ -6,6 +6,7 @@ import type {
   ListFilter,
   MemoryRow,
 } from '../memory/memory-types.ts';
+import type { SessionRow, TimeoutBasis, TimeoutModelRow } from '../sessions/session-types.ts';
 
 /** A result row as a driver returns it. */
 export type Raw = Record<string, unknown>;
@@ -117,6 +118,73 @@ export function toKey(r: Raw): ApiKeyRow {
     createdAt: r.created_at as number,
     revokedAt: (r.revoked_at as number | null) ?? null,
   };
+}
+
+/** The columns of `sessions`, in the order the inserts, selects and RETURNING clauses use. */
+export const SESSION_COLUMNS =
+  'tenant, id, user_id, agent_id, state, created_at, last_activity_at, expires_at, ended_at, ' +
+  'timeout_ms, timeout_basis, message_count, summary_id';
+
+/** A session's values in {@link SESSION_COLUMNS} order, the basis as JSON text. */
+export function sessionValues(s: SessionRow): unknown[] {
+  return [
+    s.tenant,
+    s.id,
+    s.userId,
+    s.agentId,
+    s.state,
+    s.createdAt,
+    s.lastActivityAt,
+    s.expiresAt,
+    s.endedAt,
+    s.timeoutMs,
+    JSON.stringify(s.timeoutBasis),
+    s.messageCount,
+    s.summaryId,
+  ];
+}
+
+/** Maps a `sessions` row of either dialect to a {@link SessionRow}. */
+export function toSession(r: Raw): SessionRow {
+  return {
+    tenant: r.tenant as string,
+    id: r.id as string,
+    userId: r.user_id as string,
+    agentId: (r.agent_id as string | null) ?? null,
+    state: r.state as SessionRow['state'],
+    createdAt: r.created_at as number,
+    lastActivityAt: r.last_activity_at as number,
+    expiresAt: r.expires_at as number,
+    endedAt: (r.ended_at as number | null) ?? null,
+    timeoutMs: r.timeout_ms as number,
+    timeoutBasis: json<TimeoutBasis>(r.timeout_basis),
+    messageCount: r.message_count as number,
+    summaryId: (r.summary_id as string | null) ?? null,
+  };
+}
+
+/** Maps a `timeout_models` row to a {@link TimeoutModelRow}. */
+export function toTimeoutModel(r: Raw): TimeoutModelRow {
+  return {
+    tenant: r.tenant as string,
+    userId: r.user_id as string,
+    model: r.model as string,
+    updatedAt: r.updated_at as number,
+  };
+}
+
+/**
+ * Timeout models to upsert: the last one given per user kept (as one-by-one upserts would),
+ * sorted by tenant and user so that concurrent writers lock rows in the same order (and a
+ * PostgreSQL upsert never meets the same row twice).
+ */
+export function latestModels(rows: TimeoutModelRow[]): TimeoutModelRow[] {
+  const latest = new Map<string, TimeoutModelRow>();
+  for (const r of rows) latest.set(`${r.tenant}\0${r.userId}`, r);
+  const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return [...latest.values()].sort(
+    (a, b) => byKey(a.tenant, b.tenant) || byKey(a.userId, b.userId),
+  );
 }
 
 /** Sample arguments with which the index test plans each query. */

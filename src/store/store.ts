@@ -10,6 +10,7 @@ import type {
   MemoryRow,
   TextCandidate,
 } from '../memory/memory-types.ts';
+import type { SessionActivity, SessionRow, TimeoutModelRow } from '../sessions/session-types.ts';
 
 /** The result of a mutation callback: the next state of the memory and what to record. */
 export interface Mutation {
@@ -34,6 +35,11 @@ export const PLANNED_QUERIES = [
   'usersUsuallyActiveAt',
   'searchText',
   'countLiveMemories',
+  'topByImportance',
+  'getSession',
+  'listSessions',
+  'dueSessions',
+  'getTimeoutModel',
 ] as const;
 
 /** A query name from {@link PLANNED_QUERIES}. */
@@ -91,6 +97,74 @@ export interface Store {
    * memory's version nor its history: access statistics are not edits. Missing ids are skipped.
    */
   recordAccess(deltas: AccessDelta[]): Promise<void>;
+  /**
+   * A user's live memories with the highest importance (ties: newest first), at most `limit`;
+   * for the preload bundle when the user's search index is not in memory.
+   */
+  topByImportance(tenant: string, userId: string, limit: number, now: number): Promise<MemoryRow[]>;
+
+  /** Inserts a new session. */
+  insertSession(session: SessionRow): Promise<void>;
+  /** One session by id within a tenant, whatever its state. */
+  getSession(tenant: string, id: string): Promise<SessionRow | null>;
+  /** A page of a user's sessions, newest first, with ids strictly below `beforeId` if given. */
+  listSessions(
+    tenant: string,
+    userId: string,
+    beforeId: string | null,
+    limit: number,
+  ): Promise<SessionRow[]>;
+  /**
+   * Records activity of an active session: last activity, expiry, timeout in force and basis,
+   * and adds `messages` to its count. Returns the session after the change, or null when it
+   * does not exist or is no longer active (nothing is changed then).
+   */
+  touchSession(tenant: string, id: string, activity: SessionActivity): Promise<SessionRow | null>;
+  /**
+   * Appends messages to an active session in one transaction: the session moves on as
+   * {@link touchSession} moves it (`activity.messages`, normally `rows.length`, is added to its
+   * count), and `rows` are inserted as {@link insertMemories} inserts them (a `create` history
+   * entry each, found by search), together with the idempotency record when given. Returns
+   * the session after the change, or null when it does not exist or is no longer active: no
+   * row is written then. Throws {@link IdempotencyKeyTaken} when another request committed
+   * the same key first; nothing is written then either (the session is not moved).
+   */
+  appendSessionMessages(
+    tenant: string,
+    id: string,
+    rows: MemoryRow[],
+    activity: SessionActivity,
+    idem?: IdempotencyRecord,
+  ): Promise<SessionRow | null>;
+  /**
+   * Ends an active session in one transaction: state `ended` or `expired`, `endedAt`, and the
+   * summary memory inserted (with its history entry) and linked, when given. A compare-and-set
+   * on the state and the message count: the session ends only while it is still active and
+   * holds exactly `expectedMessages` messages (the count the caller read the messages at, and
+   * summarized). Otherwise — another caller ended it first, or messages were appended since
+   * ({@link appendSessionMessages}) — it returns null and writes nothing; the caller may read
+   * the session and its messages again and retry.
+   */
+  endSession(
+    tenant: string,
+    id: string,
+    end: {
+      state: 'ended' | 'expired';
+      endedAt: number;
+      summary: MemoryRow | null;
+      /** The session's message count the summary was made from. */
+      expectedMessages: number;
+    },
+  ): Promise<SessionRow | null>;
+  /** Active sessions whose expiry is at or before `now` (any tenant), soonest first. */
+  dueSessions(now: number, limit: number): Promise<Array<{ tenant: string; id: string }>>;
+  /** The earliest expiry of any active session, or null when none is active. */
+  nextSessionExpiry(): Promise<number | null>;
+  /** A user's serialized timeout model, or null. */
+  getTimeoutModel(tenant: string, userId: string): Promise<TimeoutModelRow | null>;
+  /** Inserts or replaces users' timeout models. */
+  putTimeoutModels(rows: TimeoutModelRow[]): Promise<void>;
+
   /** All history entries of a memory, oldest first. */
   listHistory(tenant: string, memoryId: string): Promise<HistoryEntry[]>;
   /** A chunk of a user's live memories in ascending id order, after `afterId`. */
@@ -103,7 +177,10 @@ export interface Store {
   ): Promise<MemoryRow[]>;
   /** Deletes up to `limit` of a user's memories (with their history); returns the count. */
   eraseUserChunk(tenant: string, userId: string, limit: number): Promise<number>;
-  /** Deletes the user's remembered idempotent responses and activity; returns the count. */
+  /**
+   * Deletes the user's remembered idempotent responses, activity, sessions and timeout model;
+   * returns the count of idempotency records deleted.
+   */
   eraseUserRecords(tenant: string, userId: string): Promise<number>;
   /** Hard-deletes up to `limit` memories whose `expiresAt` is at or before `now`. */
   purgeExpired(now: number, limit: number): Promise<number>;

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { newMemoryId } from '../../src/memory/ids.ts';
 import type { IdempotencyRecord, MemoryRow } from '../../src/memory/memory-types.ts';
+import type {
+  SessionActivity,
+  SessionRow,
+  TimeoutBasis,
+  TimeoutModelRow,
+} from '../../src/sessions/session-types.ts';
 import { IdempotencyKeyTaken, PLANNED_QUERIES, type Store } from '../../src/store/store.ts';
 import { memoryRow } from '../helpers/rows.ts';
 import type { TestStore } from '../helpers/stores.ts';
@@ -28,17 +35,64 @@ function idem(overrides: Partial<IdempotencyRecord> = {}): IdempotencyRecord {
   };
 }
 
-const ids = (rows: MemoryRow[]): string[] => rows.map((r) => r.id);
+const ids = (rows: Array<{ id: string }>): string[] => rows.map((r) => r.id);
 
-/** A line of a query plan that reads a whole memories table. */
+/** A timeout basis with every field set (fractions included) to check the JSON round trip. */
+const LEARNED: TimeoutBasis = {
+  source: 'learned',
+  withinGaps: 12.75,
+  betweenGaps: 3.5,
+  quantile: 0.9,
+  quantileMs: 123_456,
+  margin: 1.5,
+  clamped: 'max',
+  betweenMedianMs: 86_400_000,
+};
+const DEFAULT_BASIS: TimeoutBasis = {
+  source: 'default',
+  withinGaps: 0,
+  betweenGaps: 0,
+  quantile: 0.9,
+  quantileMs: null,
+  margin: 2,
+  clamped: null,
+  betweenMedianMs: null,
+};
+
+/** An active session of `alice` at acme with a 30-minute timeout; ids follow creation time. */
+function sessionRow(overrides: Partial<SessionRow> = {}): SessionRow {
+  const createdAt = overrides.createdAt ?? T0 + seq++;
+  return {
+    tenant: 'acme',
+    id: newMemoryId(createdAt, Number.MAX_SAFE_INTEGER),
+    userId: 'alice',
+    agentId: null,
+    state: 'active',
+    createdAt,
+    lastActivityAt: createdAt,
+    expiresAt: createdAt + 1_800_000,
+    endedAt: null,
+    timeoutMs: 1_800_000,
+    timeoutBasis: DEFAULT_BASIS,
+    messageCount: 0,
+    summaryId: null,
+    ...overrides,
+  };
+}
+
+/** Activity of a session at `at`: a 10-minute timeout from then, adding `messages`. */
+function activityAt(at: number, messages: number): SessionActivity {
+  return { at, expiresAt: at + 600_000, timeoutMs: 600_000, timeoutBasis: LEARNED, messages };
+}
+
+/** The tables whose full scans the index test refuses. */
+const WATCHED = 'memories|memory_history|user_activity|sessions|timeout_models';
+
+/** A line of a query plan that reads a whole watched table. */
 export function fullScans(plan: string): string[] {
-  return plan
-    .split('\n')
-    .filter(
-      (line) =>
-        /\bSCAN (memories|memory_history|user_activity)\b/.test(line) ||
-        /Seq Scan on (memories|memory_history|user_activity)\b/.test(line),
-    );
+  const sqlite = new RegExp(`\\bSCAN (${WATCHED})\\b`);
+  const postgres = new RegExp(`Seq Scan on (${WATCHED})\\b`);
+  return plan.split('\n').filter((line) => sqlite.test(line) || postgres.test(line));
 }
 
 /**
@@ -667,6 +721,611 @@ export function storeContract(
         assert.equal(s.accessCount, 8);
         assert.equal(s.lastAccessedAt, T0 + 7);
       }
+    });
+
+    it('lists the most important live memories of a user, newest first on ties', async () => {
+      const userId = freshUser();
+      const top = row({ userId, importance: 0.9 });
+      const tieOld = row({ userId, importance: 0.5 });
+      const tieNew = row({ userId, importance: 0.5 });
+      const low = row({ userId, importance: 0.1 });
+      const soonExpired = row({ userId, importance: 0.7, expiresAt: T0 + 10 });
+      await store.insertMemories([
+        low,
+        tieOld,
+        top,
+        tieNew,
+        soonExpired,
+        row({ userId, importance: 1, deletedAt: T0 }),
+        row({ userId, importance: 1, expiresAt: T0 }),
+        row({ userId: freshUser(), importance: 1 }),
+        row({ tenant: 'other', userId, importance: 1 }),
+      ]);
+      const top5 = await store.topByImportance('acme', userId, 10, T0);
+      assert.deepEqual(ids(top5), ids([top, soonExpired, tieNew, tieOld, low]));
+      assert.deepEqual(top5[0], top, 'whole rows');
+      assert.deepEqual(ids(await store.topByImportance('acme', userId, 2, T0)), [
+        top.id,
+        soonExpired.id,
+      ]);
+      assert.deepEqual(ids(await store.topByImportance('acme', userId, 10, T0 + 10)), [
+        top.id,
+        tieNew.id,
+        tieOld.id,
+        low.id,
+      ]);
+      assert.deepEqual(await store.topByImportance('acme', userId, 0, T0), []);
+      assert.deepEqual(await store.topByImportance('acme', freshUser(), 10, T0), []);
+      await store.mutateMemory('acme', top.id, (cur) => ({
+        op: 'delete',
+        row: { ...cur, deletedAt: T0, version: cur.version + 1 },
+      }));
+      assert.equal((await store.topByImportance('acme', userId, 1, T0))[0]?.id, soonExpired.id);
+    });
+
+    it('round-trips every field of a session', async () => {
+      const userId = freshUser();
+      const active = sessionRow({ userId, agentId: 'agent-7', timeoutBasis: LEARNED });
+      const ended = sessionRow({
+        userId,
+        state: 'ended',
+        lastActivityAt: T0 + 500,
+        expiresAt: T0 + 900,
+        endedAt: T0 + 900,
+        timeoutMs: 1_234_567,
+        messageCount: 42,
+        summaryId: newMemoryId(T0 + 900, Number.MAX_SAFE_INTEGER),
+      });
+      await store.insertSession(active);
+      await store.insertSession(ended);
+      assert.deepEqual(await store.getSession('acme', active.id), active);
+      assert.deepEqual(await store.getSession('acme', ended.id), ended);
+      assert.deepEqual((await store.getSession('acme', active.id))?.timeoutBasis, LEARNED);
+      assert.equal(await store.getSession('other', active.id), null, 'scoped by tenant');
+      assert.equal(await store.getSession('acme', 'missing'), null);
+      await assert.rejects(store.insertSession(active), 'the id is taken');
+      await store.insertSession({ ...active, tenant: 'other' });
+      assert.equal((await store.getSession('other', active.id))?.tenant, 'other');
+    });
+
+    it("lists a user's sessions newest first, in pages, and no one else's", async () => {
+      const userId = freshUser();
+      const mine = Array.from({ length: 5 }, () => sessionRow({ userId }));
+      const theirs = [
+        sessionRow({ userId: freshUser() }),
+        sessionRow({ tenant: 'other', userId }),
+        sessionRow({ userId: `${userId}x` }),
+      ];
+      for (const s of [...theirs, ...mine.slice().reverse()]) await store.insertSession(s);
+      // Ended sessions are listed too.
+      await store.endSession('acme', mine[1]?.id ?? '', {
+        state: 'ended',
+        endedAt: T0 + 1,
+        summary: null,
+        expectedMessages: 0,
+      });
+      const newest = ids(mine).reverse();
+      const list = (beforeId: string | null, limit: number) =>
+        store.listSessions('acme', userId, beforeId, limit).then(ids);
+      assert.deepEqual(await list(null, 10), newest);
+      assert.deepEqual(await list(null, 2), newest.slice(0, 2));
+      assert.deepEqual(await list(newest[1] ?? '', 2), newest.slice(2, 4));
+      assert.deepEqual(await list(newest[3] ?? '', 2), newest.slice(4));
+      assert.deepEqual(await list(newest[4] ?? '', 2), []);
+      const listed = await store.listSessions('acme', userId, null, 10);
+      assert.deepEqual(listed[3], {
+        ...mine[1],
+        state: 'ended',
+        endedAt: T0 + 1,
+        expiresAt: T0 + 1,
+      });
+      assert.deepEqual(await store.listSessions('acme', freshUser(), null, 10), []);
+      assert.deepEqual(ids(await store.listSessions('other', userId, null, 10)), [theirs[1]?.id]);
+    });
+
+    it('touches an active session, adding messages, and leaves an ended one alone', async () => {
+      const userId = freshUser();
+      const s = sessionRow({ userId, messageCount: 1 });
+      const gone = sessionRow({ userId });
+      await store.insertSession(s);
+      await store.insertSession(gone);
+      const activity = (at: number, messages: number): SessionActivity => ({
+        at,
+        expiresAt: at + 600_000,
+        timeoutMs: 600_000,
+        timeoutBasis: LEARNED,
+        messages,
+      });
+
+      const touched = await store.touchSession('acme', s.id, activity(T0 + 1000, 2));
+      const expected: SessionRow = {
+        ...s,
+        lastActivityAt: T0 + 1000,
+        expiresAt: T0 + 601_000,
+        timeoutMs: 600_000,
+        timeoutBasis: LEARNED,
+        messageCount: 3,
+      };
+      assert.deepEqual(touched, expected);
+      assert.deepEqual(await store.getSession('acme', s.id), expected);
+      const idle = await store.touchSession('acme', s.id, {
+        ...activity(T0 + 2000, 0),
+        timeoutBasis: DEFAULT_BASIS,
+      });
+      assert.equal(idle?.messageCount, 3, 'a touch adds no message');
+      assert.equal(idle?.lastActivityAt, T0 + 2000);
+      assert.deepEqual(idle?.timeoutBasis, DEFAULT_BASIS);
+      // Concurrent appends all count.
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          store.touchSession('acme', s.id, activity(T0 + 3000 + i, 1)),
+        ),
+      );
+      assert.equal((await store.getSession('acme', s.id))?.messageCount, 13);
+
+      const ended = await store.endSession('acme', gone.id, {
+        state: 'expired',
+        endedAt: T0 + 50,
+        summary: null,
+        expectedMessages: 0,
+      });
+      assert.ok(ended);
+      assert.equal(await store.touchSession('acme', gone.id, activity(T0 + 5000, 4)), null);
+      assert.deepEqual(await store.getSession('acme', gone.id), ended, 'nothing changed');
+      assert.equal(await store.touchSession('acme', 'missing', activity(T0, 1)), null);
+      assert.equal(await store.touchSession('other', s.id, activity(T0, 1)), null);
+      assert.equal((await store.getSession('acme', s.id))?.messageCount, 13);
+    });
+
+    it('ends a session once: one of two concurrent enders wins, the other writes nothing', async () => {
+      const userId = freshUser();
+      const s = sessionRow({ userId, agentId: 'ag', messageCount: 7 });
+      await store.insertSession(s);
+      const summaries = [0, 1].map((i) =>
+        row({
+          userId,
+          sessionId: s.id,
+          kind: 'summary',
+          content: `Session summary ${i}: discussed the platypus migration`,
+          tags: ['session-summary'],
+          createdAt: T0 + 10_000 + i,
+        }),
+      );
+      const outcomes = await Promise.all(
+        summaries.map((summary, i) =>
+          store.endSession('acme', s.id, {
+            state: 'ended',
+            endedAt: T0 + 20_000 + i,
+            summary,
+            expectedMessages: 7,
+          }),
+        ),
+      );
+      const winners = outcomes.flatMap((o, i) => (o ? [i] : []));
+      assert.equal(winners.length, 1, 'exactly one caller ends the session');
+      const w = winners[0] ?? 0;
+      const winner = summaries[w] as MemoryRow;
+      const loser = summaries[1 - w] as MemoryRow;
+      const expected: SessionRow = {
+        ...s,
+        state: 'ended',
+        endedAt: T0 + 20_000 + w,
+        expiresAt: T0 + 20_000 + w,
+        summaryId: winner.id,
+      };
+      assert.deepEqual(outcomes[w], expected);
+      assert.deepEqual(await store.getSession('acme', s.id), expected);
+
+      assert.deepEqual(await store.getMemory('acme', winner.id), winner);
+      assert.deepEqual(
+        (await store.listHistory('acme', winner.id)).map((h) => [h.version, h.op, h.snapshot]),
+        [[1, 'create', { ...winner, embedding: null }]],
+      );
+      const found = await store.searchText('acme', userId, ['platypus'], 10, T0);
+      assert.deepEqual(ids(found.map((c) => c.row)), [winner.id], 'the summary is searchable');
+      assert.equal(await store.getMemory('acme', loser.id), null, 'the loser wrote no memory');
+      assert.deepEqual(await store.listHistory('acme', loser.id), []);
+
+      // A later end finds it ended and changes nothing.
+      const late = row({ userId });
+      assert.equal(
+        await store.endSession('acme', s.id, {
+          state: 'expired',
+          endedAt: T0 + 9,
+          summary: late,
+          expectedMessages: 7,
+        }),
+        null,
+      );
+      assert.equal(await store.getMemory('acme', late.id), null);
+      assert.deepEqual(await store.getSession('acme', s.id), expected);
+      assert.equal(
+        await store.endSession('acme', 'missing', {
+          state: 'ended',
+          endedAt: T0,
+          summary: null,
+          expectedMessages: 0,
+        }),
+        null,
+      );
+    });
+
+    it('ends a session without a summary, and rolls the end back when the summary fails', async () => {
+      const userId = freshUser();
+      const plain = sessionRow({ userId });
+      const failing = sessionRow({ userId });
+      await store.insertSession(plain);
+      await store.insertSession(failing);
+      const ended = await store.endSession('acme', plain.id, {
+        state: 'expired',
+        endedAt: T0 + 77,
+        summary: null,
+        expectedMessages: 0,
+      });
+      assert.deepEqual(ended, { ...plain, state: 'expired', endedAt: T0 + 77, expiresAt: T0 + 77 });
+
+      // A summary whose id is taken fails on the primary key: the session stays active.
+      const existing = row({ userId });
+      await store.insertMemories([existing]);
+      await assert.rejects(
+        store.endSession('acme', failing.id, {
+          state: 'ended',
+          endedAt: T0 + 88,
+          summary: { ...existing, content: 'duplicate' },
+          expectedMessages: 0,
+        }),
+      );
+      assert.deepEqual(await store.getSession('acme', failing.id), failing);
+      assert.deepEqual(await store.getMemory('acme', existing.id), existing);
+      assert.equal((await store.listHistory('acme', existing.id)).length, 1);
+    });
+
+    it('appends messages to an active session: rows, history and the session move in one step', async () => {
+      const userId = freshUser();
+      const s = sessionRow({ userId, messageCount: 2 });
+      await store.insertSession(s);
+      const message = (content: string, role: string): MemoryRow =>
+        row({ userId, sessionId: s.id, kind: 'message', metadata: { role }, content });
+      const rows = [
+        message('the wombat burrow is flooded', 'user'),
+        message('move the wombat to higher ground', 'assistant'),
+        message('done', 'user'),
+      ];
+
+      const moved = await store.appendSessionMessages(
+        'acme',
+        s.id,
+        rows,
+        activityAt(T0 + 5000, rows.length),
+      );
+      const expected: SessionRow = {
+        ...s,
+        lastActivityAt: T0 + 5000,
+        expiresAt: T0 + 605_000,
+        timeoutMs: 600_000,
+        timeoutBasis: LEARNED,
+        messageCount: 5,
+      };
+      assert.deepEqual(moved, expected);
+      assert.deepEqual(await store.getSession('acme', s.id), expected);
+      for (const r of rows) {
+        assert.deepEqual(await store.getMemory('acme', r.id), r);
+        assert.deepEqual(
+          (await store.listHistory('acme', r.id)).map((h) => [h.version, h.op, h.snapshot]),
+          [[1, 'create', { ...r, embedding: null }]],
+        );
+      }
+      const listed = await store.listMemories('acme', {
+        userId,
+        sessionId: s.id,
+        kind: 'message',
+        limit: 10,
+        now: T0,
+      });
+      assert.deepEqual(ids(listed), ids(rows).reverse());
+      const found = await store.searchText('acme', userId, ['wombat'], 10, T0);
+      assert.deepEqual(ids(found.map((c) => c.row)).sort(), ids(rows.slice(0, 2)).sort());
+
+      // A row that fails (its id is taken) rolls the whole append back: the session stays.
+      const fresh = message('never stored', 'user');
+      await assert.rejects(
+        store.appendSessionMessages(
+          'acme',
+          s.id,
+          [fresh, { ...(rows[0] as MemoryRow), content: 'duplicate' }],
+          activityAt(T0 + 6000, 2),
+        ),
+      );
+      assert.deepEqual(await store.getSession('acme', s.id), expected);
+      assert.equal(await store.getMemory('acme', fresh.id), null);
+      assert.deepEqual(await store.getMemory('acme', rows[0]?.id ?? ''), rows[0]);
+    });
+
+    it('appends nothing to an ended or missing session', async () => {
+      const userId = freshUser();
+      const s = sessionRow({ userId, messageCount: 1 });
+      await store.insertSession(s);
+      const ended = await store.endSession('acme', s.id, {
+        state: 'ended',
+        endedAt: T0 + 10,
+        summary: null,
+        expectedMessages: 1,
+      });
+      assert.ok(ended);
+      const late = row({ userId, sessionId: s.id, kind: 'message', content: 'too late' });
+      const key = idem({ userId });
+      assert.equal(
+        await store.appendSessionMessages('acme', s.id, [late], activityAt(T0 + 20, 1), key),
+        null,
+      );
+      assert.deepEqual(await store.getSession('acme', s.id), ended, 'nothing changed');
+      assert.equal(await store.getMemory('acme', late.id), null);
+      assert.deepEqual(await store.listHistory('acme', late.id), []);
+      assert.equal(await store.getIdempotency('acme', key.key, T0), null, 'no key stored');
+      assert.equal(
+        await store.appendSessionMessages('acme', 'missing', [late], activityAt(T0, 1)),
+        null,
+      );
+      assert.equal(
+        await store.appendSessionMessages('other', s.id, [late], activityAt(T0, 1)),
+        null,
+        'scoped by tenant',
+      );
+      assert.equal(await store.getMemory('acme', late.id), null);
+      assert.equal(await store.getMemory('other', late.id), null);
+    });
+
+    it('stores the idempotency record with an append, and refuses a taken key writing nothing', async () => {
+      const userId = freshUser();
+      const s = sessionRow({ userId });
+      await store.insertSession(s);
+      const message = (content: string): MemoryRow =>
+        row({ userId, sessionId: s.id, kind: 'message', content });
+      const key = idem({ userId });
+      const first = [message('first')];
+      const moved = await store.appendSessionMessages(
+        'acme',
+        s.id,
+        first,
+        activityAt(T0 + 100, 1),
+        key,
+      );
+      assert.equal(moved?.messageCount, 1);
+      assert.deepEqual(await store.getIdempotency('acme', key.key, T0), key);
+      assert.deepEqual(await store.getMemory('acme', first[0]?.id ?? ''), first[0]);
+
+      const again = [message('second'), message('third')];
+      await assert.rejects(
+        store.appendSessionMessages('acme', s.id, again, activityAt(T0 + 200, 2), {
+          ...key,
+          fingerprint: 'other',
+        }),
+        IdempotencyKeyTaken,
+      );
+      assert.deepEqual(await store.getSession('acme', s.id), moved, 'the session did not move');
+      for (const r of again) {
+        assert.equal(await store.getMemory('acme', r.id), null);
+        assert.deepEqual(await store.listHistory('acme', r.id), []);
+      }
+      assert.deepEqual(await store.getIdempotency('acme', key.key, T0), key, 'the first record');
+    });
+
+    it('never ends a session without the messages appended concurrently', async () => {
+      const userId = freshUser();
+      const outcomes = { appended: 0, ended: 0 };
+      for (let round = 0; round < 20; round++) {
+        const s = sessionRow({ userId });
+        await store.insertSession(s);
+        const message = (content: string): MemoryRow =>
+          row({ userId, sessionId: s.id, kind: 'message', content });
+        await store.appendSessionMessages('acme', s.id, [message('hello')], activityAt(T0, 1));
+        // The ender reads the session (and would summarize its messages) before the append.
+        const read = await store.getSession('acme', s.id);
+        const expectedMessages = read?.messageCount ?? -1;
+        assert.equal(expectedMessages, 1);
+        const added = [message(`round ${round} a`), message(`round ${round} b`)];
+        const summary = row({ userId, sessionId: s.id, kind: 'summary', content: 'summary' });
+        const append = () =>
+          store.appendSessionMessages('acme', s.id, added, activityAt(T0 + 1000, added.length));
+        const end = () =>
+          store.endSession('acme', s.id, {
+            state: 'ended',
+            endedAt: T0 + 2000,
+            summary,
+            expectedMessages,
+          });
+        // Both orders of issue, so that either may reach the store first.
+        const [appended, ended] =
+          round % 2 === 0
+            ? await Promise.all([append(), end()])
+            : await Promise.all([end(), append()]).then(([e, a]) => [a, e] as const);
+        assert.ok(!(appended && ended), `round ${round}: the end missed an appended message`);
+        assert.ok(appended || ended, `round ${round}: one of the two succeeds`);
+        const after = await store.getSession('acme', s.id);
+        if (ended) {
+          outcomes.ended++;
+          assert.deepEqual(after, ended);
+          assert.equal(after?.messageCount, 1);
+          assert.deepEqual(await store.getMemory('acme', summary.id), summary);
+          for (const r of added) assert.equal(await store.getMemory('acme', r.id), null);
+        } else {
+          outcomes.appended++;
+          assert.deepEqual(after, appended);
+          assert.equal(after?.state, 'active');
+          assert.equal(after?.messageCount, 3);
+          assert.equal(await store.getMemory('acme', summary.id), null, 'no summary written');
+          for (const r of added) assert.deepEqual(await store.getMemory('acme', r.id), r);
+          // The ender reads again and retries with the count it now summarizes.
+          const retried = await store.endSession('acme', s.id, {
+            state: 'ended',
+            endedAt: T0 + 3000,
+            summary,
+            expectedMessages: 3,
+          });
+          assert.equal(retried?.state, 'ended');
+          assert.equal(retried?.messageCount, 3);
+        }
+      }
+      assert.equal(outcomes.appended + outcomes.ended, 20);
+    });
+
+    it('refuses an end whose message count is not the current one, writing no summary', async () => {
+      const userId = freshUser();
+      const s = sessionRow({ userId, messageCount: 3 });
+      await store.insertSession(s);
+      const summary = row({ userId, sessionId: s.id, kind: 'summary', content: 'summary' });
+      for (const expectedMessages of [2, 4, 0]) {
+        assert.equal(
+          await store.endSession('acme', s.id, {
+            state: 'ended',
+            endedAt: T0 + 10,
+            summary,
+            expectedMessages,
+          }),
+          null,
+          `expected ${expectedMessages}`,
+        );
+        assert.deepEqual(await store.getSession('acme', s.id), s, 'the session stays active');
+        assert.equal(await store.getMemory('acme', summary.id), null, 'no summary written');
+        assert.deepEqual(await store.listHistory('acme', summary.id), []);
+      }
+      const ended = await store.endSession('acme', s.id, {
+        state: 'expired',
+        endedAt: T0 + 20,
+        summary,
+        expectedMessages: 3,
+      });
+      assert.deepEqual(ended, {
+        ...s,
+        state: 'expired',
+        endedAt: T0 + 20,
+        expiresAt: T0 + 20,
+        summaryId: summary.id,
+      });
+      assert.deepEqual(await store.getMemory('acme', summary.id), summary);
+    });
+
+    it('finds due sessions of every tenant, soonest first, and the next expiry', async () => {
+      // Due sessions are global: a store of its own, so that other tests' sessions stay out.
+      const own = await open();
+      try {
+        const db = own.store;
+        assert.equal(await db.nextSessionExpiry(), null);
+        assert.deepEqual(await db.dueSessions(T0 + 10 ** 9, 10), []);
+        const at = (expiresAt: number, fields: Partial<SessionRow> = {}) =>
+          sessionRow({ expiresAt, ...fields });
+        const a1 = at(T0 + 30);
+        const b1 = at(T0 + 10, { tenant: 'other', userId: 'bob' });
+        const a2 = at(T0 + 20, { userId: 'carol' });
+        const later = at(T0 + 100);
+        const ended = at(T0 + 5, { state: 'ended', endedAt: T0 + 5 });
+        const expired = at(T0 + 1, { state: 'expired', endedAt: T0 + 1 });
+        for (const s of [a1, b1, a2, later, ended, expired]) await db.insertSession(s);
+        const key = (s: SessionRow) => ({ tenant: s.tenant, id: s.id });
+
+        assert.equal(await db.nextSessionExpiry(), T0 + 10);
+        assert.deepEqual(await db.dueSessions(T0 + 30, 10), [b1, a2, a1].map(key));
+        assert.deepEqual(await db.dueSessions(T0 + 29, 10), [b1, a2].map(key));
+        assert.deepEqual(await db.dueSessions(T0 + 30, 1), [key(b1)]);
+        assert.deepEqual(await db.dueSessions(T0 + 9, 10), []);
+        assert.deepEqual(await db.dueSessions(T0 + 30, 0), []);
+
+        await db.endSession('other', b1.id, {
+          state: 'expired',
+          endedAt: T0 + 40,
+          summary: null,
+          expectedMessages: 0,
+        });
+        assert.equal(await db.nextSessionExpiry(), T0 + 20);
+        await db.touchSession('acme', a2.id, {
+          at: T0 + 25,
+          expiresAt: T0 + 200,
+          timeoutMs: 175,
+          timeoutBasis: DEFAULT_BASIS,
+          messages: 1,
+        });
+        assert.equal(await db.nextSessionExpiry(), T0 + 30);
+        assert.deepEqual(await db.dueSessions(T0 + 1000, 10), [a1, later, a2].map(key));
+        for (const s of [a1, later, a2]) {
+          const expectedMessages = s === a2 ? 1 : 0;
+          assert.ok(
+            await db.endSession(s.tenant, s.id, {
+              state: 'ended',
+              endedAt: T0,
+              summary: null,
+              expectedMessages,
+            }),
+          );
+        }
+        assert.equal(await db.nextSessionExpiry(), null);
+        assert.deepEqual(await db.dueSessions(T0 + 10 ** 9, 10), []);
+      } finally {
+        await own.dispose();
+      }
+    });
+
+    it('stores, replaces and reads timeout models per user', async () => {
+      const userId = freshUser();
+      const other = freshUser();
+      const model = (fields: Partial<TimeoutModelRow>): TimeoutModelRow => ({
+        tenant: 'acme',
+        userId,
+        model: '{"z":1,"a":[0.5,1e-7],"text":"ünï"}',
+        updatedAt: T0,
+        ...fields,
+      });
+      assert.equal(await store.getTimeoutModel('acme', userId), null);
+      await store.putTimeoutModels([]);
+      const mine = model({});
+      const theirs = model({ userId: other, model: '{"n":2}' });
+      const elsewhere = model({ tenant: 'other', model: '{"n":3}' });
+      await store.putTimeoutModels([mine, theirs, elsewhere]);
+      assert.deepEqual(await store.getTimeoutModel('acme', userId), mine, 'the text as given');
+      assert.deepEqual(await store.getTimeoutModel('acme', other), theirs);
+      assert.deepEqual(await store.getTimeoutModel('other', userId), elsewhere);
+
+      // Replaced; the same user twice in one call: the last one wins.
+      const newer = model({ model: '{"v":2}', updatedAt: T0 + 5 });
+      const newest = model({ model: '{"v":3}', updatedAt: T0 + 6 });
+      await store.putTimeoutModels([newer, model({ userId: other, model: '{"n":4}' }), newest]);
+      assert.deepEqual(await store.getTimeoutModel('acme', userId), newest);
+      assert.equal((await store.getTimeoutModel('acme', other))?.model, '{"n":4}');
+      assert.deepEqual(await store.getTimeoutModel('other', userId), elsewhere);
+      // Concurrent writers of overlapping users (in different orders) both commit.
+      const users = Array.from({ length: 20 }, () => freshUser());
+      await Promise.all(
+        [users, users.slice().reverse()].map((order, k) =>
+          store.putTimeoutModels(order.map((u) => model({ userId: u, updatedAt: T0 + k }))),
+        ),
+      );
+      for (const u of users) assert.ok(await store.getTimeoutModel('acme', u));
+    });
+
+    it("erases a user's sessions and timeout model with the user's records", async () => {
+      const userId = freshUser();
+      const bystander = freshUser();
+      const sessions = [
+        sessionRow({ userId }),
+        sessionRow({ userId, state: 'ended', endedAt: T0 }),
+      ];
+      const kept = [sessionRow({ userId: bystander }), sessionRow({ tenant: 'other', userId })];
+      for (const s of [...sessions, ...kept]) await store.insertSession(s);
+      const models = [
+        { tenant: 'acme', userId, model: '{}', updatedAt: T0 },
+        { tenant: 'acme', userId: bystander, model: '{}', updatedAt: T0 },
+        { tenant: 'other', userId, model: '{}', updatedAt: T0 },
+      ];
+      await store.putTimeoutModels(models);
+      await store.putIdempotency(idem({ userId }));
+
+      assert.equal(await store.eraseUserRecords('acme', userId), 1);
+      for (const s of sessions) assert.equal(await store.getSession('acme', s.id), null);
+      assert.deepEqual(await store.listSessions('acme', userId, null, 10), []);
+      assert.equal(await store.getTimeoutModel('acme', userId), null);
+      for (const s of kept) assert.deepEqual(await store.getSession(s.tenant, s.id), s);
+      assert.deepEqual(await store.getTimeoutModel('acme', bystander), models[1]);
+      assert.deepEqual(await store.getTimeoutModel('other', userId), models[2]);
+      assert.equal(await store.eraseUserRecords('acme', userId), 0);
     });
 
     it('has an index for every list, get and lookup query (no full scan of memories)', async () => {

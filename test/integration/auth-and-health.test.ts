@@ -92,6 +92,12 @@ describe('health and docs', () => {
       'GET /v1/users/{userId}/export',
       'DELETE /v1/users/{userId}',
       'GET /v1/stats/cache',
+      'POST /v1/sessions',
+      'POST /v1/sessions/{id}/messages',
+      'GET /v1/sessions/{id}',
+      'POST /v1/sessions/{id}/touch',
+      'POST /v1/sessions/{id}/end',
+      'GET /v1/users/{userId}/sessions',
       'GET /livez',
       'GET /readyz',
     ]) {

@@ -89,6 +89,8 @@ interface Fixture {
   liveId: string;
   /** A deleted (restorable) memory of the user. */
   deletedId: string;
+  /** An active session of the user (without messages). */
+  sessionId: string;
   snapshot: () => Promise<unknown>;
 }
 
@@ -103,12 +105,20 @@ async function createMemory(t: TestApp, userId: string, content: string): Promis
   return (res.json() as { id: string }).id;
 }
 
-/** A user with one live and one deleted memory of tenant `acme`. */
+/** A user with one live and one deleted memory and one active session, of tenant `acme`. */
 async function fixture(t: TestApp, userId: string): Promise<Fixture> {
   const liveId = await createMemory(t, userId, 'live memory');
   const deletedId = await createMemory(t, userId, 'deleted memory');
   const del = await t.call({ method: 'DELETE', url: `/v1/memories/${deletedId}` });
   assert.equal(del.statusCode, 200, describeRes(del));
+  const started = await t.call({
+    method: 'POST',
+    url: '/v1/sessions',
+    headers: JSON_TYPE,
+    payload: JSON.stringify({ userId }),
+  });
+  assert.equal(started.statusCode, 201, describeRes(started));
+  const sessionId = (started.json() as { session: { id: string } }).session.id;
   const row = async (id: string) => {
     const r = await t.ctx.store.getMemory('acme', id);
     return r && { version: r.version, deletedAt: r.deletedAt, content: r.content, u: r.updatedAt };
@@ -117,6 +127,7 @@ async function fixture(t: TestApp, userId: string): Promise<Fixture> {
     userId,
     liveId,
     deletedId,
+    sessionId,
     snapshot: async () => {
       const rows = await t.ctx.store.listMemories('acme', { userId, limit: 100, now: Date.now() });
       return {
@@ -128,6 +139,12 @@ async function fixture(t: TestApp, userId: string): Promise<Fixture> {
           (await t.ctx.store.listHistory('acme', liveId)).length,
           (await t.ctx.store.listHistory('acme', deletedId)).length,
         ],
+        // The user's sessions as stored, and the active sessions of every user and tenant.
+        sessions: (await t.ctx.store.listSessions('acme', userId, null, 100)).map(
+          (x) =>
+            `${x.id}:${x.state}:${x.messageCount}:${x.lastActivityAt}:${x.expiresAt}:${x.summaryId}`,
+        ),
+        active: (await t.ctx.store.dueSessions(Number.MAX_SAFE_INTEGER, 100_000)).length,
       };
     },
   };
@@ -273,6 +290,63 @@ const ROUTES: Route[] = [
     url: (f) => `/v1/users/${f.userId}/export`,
     withParam: { name: 'userId', url: (id) => `/v1/users/${id}/export` },
     writes: false,
+    okStatus: 200,
+  },
+  // Session routes come before the user's erasure: the valid-request tests run in table order,
+  // and the end (last of them) ends the fixture's session.
+  {
+    name: 'POST /v1/sessions',
+    method: 'POST',
+    path: '/v1/sessions',
+    url: () => '/v1/sessions',
+    body: (f) => ({ userId: f.userId, context: 'live memory' }),
+    writes: true,
+    okStatus: 201,
+  },
+  {
+    name: 'POST /v1/sessions/:id/messages',
+    method: 'POST',
+    path: '/v1/sessions/{id}/messages',
+    url: (f) => `/v1/sessions/${f.sessionId}/messages`,
+    withParam: { name: 'id', url: (id) => `/v1/sessions/${id}/messages` },
+    body: () => ({ messages: [{ role: 'user', content: 'a valid message' }] }),
+    writes: true,
+    okStatus: 201,
+  },
+  {
+    name: 'GET /v1/sessions/:id',
+    method: 'GET',
+    path: '/v1/sessions/{id}',
+    url: (f) => `/v1/sessions/${f.sessionId}`,
+    withParam: { name: 'id', url: (id) => `/v1/sessions/${id}` },
+    writes: false,
+    okStatus: 200,
+  },
+  {
+    name: 'POST /v1/sessions/:id/touch',
+    method: 'POST',
+    path: '/v1/sessions/{id}/touch',
+    url: (f) => `/v1/sessions/${f.sessionId}/touch`,
+    withParam: { name: 'id', url: (id) => `/v1/sessions/${id}/touch` },
+    writes: true,
+    okStatus: 200,
+  },
+  {
+    name: 'GET /v1/users/:userId/sessions',
+    method: 'GET',
+    path: '/v1/users/{userId}/sessions',
+    url: (f) => `/v1/users/${f.userId}/sessions`,
+    withParam: { name: 'userId', url: (id) => `/v1/users/${id}/sessions` },
+    writes: false,
+    okStatus: 200,
+  },
+  {
+    name: 'POST /v1/sessions/:id/end',
+    method: 'POST',
+    path: '/v1/sessions/{id}/end',
+    url: (f) => `/v1/sessions/${f.sessionId}/end`,
+    withParam: { name: 'id', url: (id) => `/v1/sessions/${id}/end` },
+    writes: true,
     okStatus: 200,
   },
   {
@@ -1260,6 +1334,202 @@ describe('bad input: every route', () => {
       assert.equal(row?.content, 'live memory');
     });
   });
+
+  describe('session bodies', () => {
+    const post = (url: string, body: unknown): InjectOptions => ({
+      method: 'POST',
+      url,
+      headers: JSON_TYPE,
+      payload: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const startUrl = '/v1/sessions';
+    const messagesUrl = () => `/v1/sessions/${f.sessionId}/messages`;
+    const ok = { role: 'user', content: 'fine' };
+
+    it('POST /v1/sessions: 400 with details[].path for bad fields; no session started', async () => {
+      const cases: [string, unknown, string][] = [
+        ['missing userId', {}, '/body/userId'],
+        ['missing userId, with a context', { context: 'hello' }, '/body/userId'],
+        ['userId 12', { userId: 12 }, '/body/userId'],
+        ['userId with a space', { userId: 'a b' }, '/body/userId'],
+        ['userId ""', { userId: '' }, '/body/userId'],
+        ['userId of 129 chars', { userId: 'u'.repeat(129) }, '/body/userId'],
+        ['agentId ""', { userId: f.userId, agentId: '' }, '/body/agentId'],
+        ['budget.chars -1', { userId: f.userId, budget: { chars: -1 } }, '/body/budget/chars'],
+        ['budget.chars 1e7', { userId: f.userId, budget: { chars: 1e7 } }, '/body/budget/chars'],
+        ['budget.chars "10"', { userId: f.userId, budget: { chars: '10' } }, '/body/budget/chars'],
+        ['budget.chars 1.5', { userId: f.userId, budget: { chars: 1.5 } }, '/body/budget/chars'],
+        ['budget.chars null', { userId: f.userId, budget: { chars: null } }, '/body/budget/chars'],
+        ['budget.tokens -1', { userId: f.userId, budget: { tokens: -1 } }, '/body/budget/tokens'],
+        [
+          'budget.tokens 250,001',
+          { userId: f.userId, budget: { tokens: 250_001 } },
+          '/body/budget/tokens',
+        ],
+        ['budget unknown field', { userId: f.userId, budget: { words: 10 } }, '/body/budget'],
+        ['budget 100', { userId: f.userId, budget: 100 }, '/body/budget'],
+        ['context 5', { userId: f.userId, context: 5 }, '/body/context'],
+        [
+          'context of 16,385 chars',
+          { userId: f.userId, context: 'c'.repeat(16_385) },
+          '/body/context',
+        ],
+        ['unknown top-level field', { userId: f.userId, messages: [] }, '/body'],
+        ['a bare array', [{ userId: f.userId }], '/body'],
+      ];
+      for (const [what, body, path] of cases) {
+        const res = await refused(
+          t,
+          f,
+          post(startUrl, body),
+          400,
+          'ENGRAM_VALIDATION_FAILED',
+          what,
+        );
+        assertDetailPath(res, path, what);
+      }
+    });
+
+    it('POST /v1/sessions/:id/messages: 400 with details[].path for bad messages; nothing written', async () => {
+      const many = (n: number) =>
+        Array.from({ length: n }, (_, i) => ({ ...ok, content: `m${i}` }));
+      const cases: [string, unknown, string][] = [
+        ['no messages field', {}, '/body/messages'],
+        ['messages []', { messages: [] }, '/body/messages'],
+        ['101 messages', { messages: many(101) }, '/body/messages'],
+        ['messages an object', { messages: ok }, '/body/messages'],
+        ['role "bot"', { messages: [{ ...ok, role: 'bot' }] }, '/body/messages/0/role'],
+        ['role "User"', { messages: [{ ...ok, role: 'User' }] }, '/body/messages/0/role'],
+        ['no role', { messages: [{ content: 'x' }] }, '/body/messages/0/role'],
+        ['content ""', { messages: [{ ...ok, content: '' }] }, '/body/messages/0/content'],
+        ['content 5', { messages: [{ ...ok, content: 5 }] }, '/body/messages/0/content'],
+        [
+          'content of 16,385 chars',
+          { messages: [{ ...ok, content: 'a'.repeat(16_385) }] },
+          '/body/messages/0/content',
+        ],
+        ['at "yesterday"', { messages: [{ ...ok, at: 'yesterday' }] }, '/body/messages/0/at'],
+        ['at 0', { messages: [{ ...ok, at: 0 }] }, '/body/messages/0/at'],
+        [
+          'a bad role in the third message',
+          { messages: [ok, ok, { ...ok, role: 'bot' }] },
+          '/body/messages/2/role',
+        ],
+        ['unknown field in a message', { messages: [{ ...ok, id: 'x' }] }, '/body/messages/0'],
+        ['unknown top-level field', { messages: [ok], userId: f.userId }, '/body'],
+        // Rule checks, after the schema: sizes in bytes, blank text, times in the future.
+        [
+          'content of 18,000 bytes in 6,000 chars',
+          { messages: [{ ...ok, content: '€'.repeat(6000) }] },
+          '/body/messages/0/content',
+        ],
+        ['blank content', { messages: [{ ...ok, content: ' \n\t ' }] }, '/body/messages/0/content'],
+        ['at in the future', { messages: [{ ...ok, at: future() }] }, '/body/messages/0/at'],
+        [
+          'at in the future in the fourth of five messages',
+          { messages: [ok, ok, ok, { ...ok, at: future() }, ok] },
+          '/body/messages/3/at',
+        ],
+      ];
+      for (const [what, body, path] of cases) {
+        const res = await refused(
+          t,
+          f,
+          post(messagesUrl(), body),
+          400,
+          'ENGRAM_VALIDATION_FAILED',
+          what,
+        );
+        assertDetailPath(res, path, what);
+      }
+    });
+
+    it('400 ENGRAM_INVALID_TEXT for NUL and lone surrogates in the context and in messages', async () => {
+      for (const raw of [
+        '"a\\u0000b"',
+        '"\\u0000"',
+        '"a\\ud800b"',
+        '"\\udfff"',
+        '"\\udc00\\ud800"',
+      ]) {
+        await refused(
+          t,
+          f,
+          post(startUrl, `{"userId":${JSON.stringify(f.userId)},"context":${raw}}`),
+          400,
+          'ENGRAM_INVALID_TEXT',
+          `${raw} in context`,
+        );
+        await refused(
+          t,
+          f,
+          post(
+            messagesUrl(),
+            `{"messages":[{"role":"user","content":"ok"},{"role":"user","content":${raw}}]}`,
+          ),
+          400,
+          'ENGRAM_INVALID_TEXT',
+          `${raw} in a message`,
+        );
+      }
+    });
+
+    it('GET /v1/users/:userId/sessions: 400 for bad limits, cursors and parameters', async () => {
+      const url = `/v1/users/${f.userId}/sessions`;
+      for (const [query, path] of [
+        ['limit=0', '/querystring/limit'],
+        ['limit=101', '/querystring/limit'],
+        ['limit=abc', '/querystring/limit'],
+        ['limit=1.5', '/querystring/limit'],
+        [`cursor=${'c'.repeat(129)}`, '/querystring/cursor'],
+        ['bogus=1', '/querystring'],
+      ] as const) {
+        const res = await t.call({ method: 'GET', url: `${url}?${query}` });
+        assertDetailPath(assertError(res, 400, 'ENGRAM_VALIDATION_FAILED', query), path, query);
+      }
+      for (const cursor of ['zzz', Buffer.from('v1:nope').toString('base64url'), '']) {
+        const res = await t.call({ method: 'GET', url: `${url}?cursor=${cursor}` });
+        assertError(res, 400, 'ENGRAM_INVALID_CURSOR', `cursor ${JSON.stringify(cursor)}`);
+      }
+    });
+
+    it('accepts the limits themselves (another user, so the fixture stays as it was)', async () => {
+      const edges: Item[] = [
+        { userId: 'u-session-edge', budget: { chars: 0 } },
+        { userId: 'u-session-edge', budget: { chars: 1_000_000 } },
+        { userId: 'u-session-edge', budget: { tokens: 250_000 } },
+        { userId: 'u-session-edge', context: 'c'.repeat(16_384) },
+        { userId: 'u'.repeat(128), agentId: 'a'.repeat(128) },
+      ];
+      let sessionId = '';
+      for (const body of edges) {
+        const res = await t.call(post(startUrl, body));
+        assert.equal(
+          res.statusCode,
+          201,
+          `${JSON.stringify(body).slice(0, 80)}: ${describeRes(res)}`,
+        );
+        sessionId = (res.json() as { session: { id: string } }).session.id;
+      }
+      const messages = [
+        { messages: Array.from({ length: 100 }, (_, i) => ({ ...ok, content: `m${i}` })) },
+        { messages: [{ role: 'assistant', content: 'a'.repeat(16_384) }] },
+        {
+          messages: [
+            {
+              role: 'system',
+              content: 'said a minute ago',
+              at: new Date(Date.now() - 60_000).toISOString(),
+            },
+          ],
+        },
+      ];
+      for (const body of messages) {
+        const res = await t.call(post(`/v1/sessions/${sessionId}/messages`, body));
+        assert.equal(res.statusCode, 201, describeRes(res));
+      }
+    });
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1402,6 +1672,36 @@ describe("bad input: another tenant's ids", () => {
     assert.equal((mine.json() as { version: number }).version, 1);
   });
 
+  it("session routes on acme's session with other's key: 404, never data, nothing changed", async () => {
+    const cases: [string, InjectOptions][] = [
+      ['GET', { method: 'GET', url: `/v1/sessions/${f.sessionId}` }],
+      [
+        'messages',
+        {
+          method: 'POST',
+          url: `/v1/sessions/${f.sessionId}/messages`,
+          headers: JSON_TYPE,
+          payload: '{"messages":[{"role":"user","content":"planted"}]}',
+        },
+      ],
+      ['touch', { method: 'POST', url: `/v1/sessions/${f.sessionId}/touch` }],
+      ['end', { method: 'POST', url: `/v1/sessions/${f.sessionId}/end` }],
+    ];
+    for (const [what, options] of cases) {
+      const before = await f.snapshot();
+      const res = await asOther(options);
+      assertError(res, 404, 'ENGRAM_SESSION_NOT_FOUND', what);
+      assert.ok(!res.body.includes('u-tenant'), `${what} leaks the user: ${res.body}`);
+      assert.deepEqual(await f.snapshot(), before, `${what}: the store changed`);
+    }
+    const list = await asOther({ method: 'GET', url: `/v1/users/${f.userId}/sessions` });
+    assert.equal(list.statusCode, 200, describeRes(list));
+    assert.deepEqual(list.json(), { items: [], nextCursor: null });
+    const mine = await t.call({ method: 'GET', url: `/v1/sessions/${f.sessionId}` });
+    assert.equal(mine.statusCode, 200);
+    assert.equal((mine.json() as { session: { state: string } }).session.state, 'active');
+  });
+
   it("list and export of acme's user id with other's key are empty", async () => {
     const list = await asOther({ method: 'GET', url: `/v1/users/${f.userId}/memories` });
     assert.equal(list.statusCode, 200, describeRes(list));
@@ -1480,8 +1780,8 @@ describe('bad input: the valid requests of the route table succeed', () => {
       .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
       .sort();
     assert.deepEqual(documented, ROUTES.map((r) => `${r.method} ${r.path}`).sort());
-    assert.equal(PARAM_ROUTES.length, 9);
-    assert.equal(BODY_ROUTES.length, 4);
+    assert.equal(PARAM_ROUTES.length, 14);
+    assert.equal(BODY_ROUTES.length, 6);
   });
 });
 

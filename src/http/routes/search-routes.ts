@@ -6,6 +6,7 @@ import { tenantOf } from '../request-tenant.ts';
 import { errorResponses } from '../schemas/common-schemas.ts';
 import { UserParams } from '../schemas/memory-schemas.ts';
 import { SearchBody, SearchResponse } from '../schemas/search-schemas.ts';
+import { appTiming } from '../server-timing.ts';
 
 /** Search route: POST /v1/users/{userId}/memories/search. */
 export function searchRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
@@ -21,12 +22,8 @@ export function searchRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           body: SearchBody,
           response: { 200: SearchResponse, ...errorResponses },
         },
-        // Time in this server from the request's arrival to its serialized answer, so clients
-        // (and the benchmark) can tell server time from network and queueing.
-        onSend: (_request, reply, payload, done) => {
-          reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(3)}`);
-          done(null, payload);
-        },
+        // Server time (arrival to serialized answer): clients and the benchmark read it.
+        onSend: appTiming,
       },
       async (request, reply) => {
         const b = request.body;
@@ -41,14 +38,17 @@ export function searchRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
         // Serialized here: every field is built by toPublicMemory and the ranker, so the
         // response schema's per-field checks (date-time formats) would only repeat them, at
         // a fifth of this route's time. The schema still documents the answer.
+        const { index: _index, ...answer } = result;
         const body = JSON.stringify({
-          ...result,
+          ...answer,
           items: result.items.map((item) => ({
             memory: toPublicMemory(item.row),
             score: item.score,
             ...(item.explain ? { explain: item.explain } : {}),
           })),
         });
+        // Whether the user's index was already held (`hit`): a warm session's first search is.
+        reply.header('server-timing', `index;desc="${result.index}"`);
         return reply.type('application/json; charset=utf-8').send(body as never);
       },
     );

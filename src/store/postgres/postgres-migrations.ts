@@ -97,4 +97,42 @@ export const POSTGRES_MIGRATIONS: Migration[] = [
       CREATE INDEX memories_search ON memories USING gin (search) WHERE deleted_at IS NULL;
     `,
   },
+  {
+    version: 4,
+    name: 'sessions, timeout models, memories by importance',
+    // Session ids are COLLATE "C" like memory ids (byte order for paging). The due index holds
+    // active sessions only: the sweeper's queries name state = 'active' as a literal so that
+    // the planner can use it. The model is TEXT: its JSON is stored and returned as given.
+    sql: `
+      CREATE TABLE sessions (
+        tenant TEXT NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
+        user_id TEXT NOT NULL,
+        agent_id TEXT,
+        state TEXT NOT NULL CHECK (state IN ('active', 'ended', 'expired')),
+        created_at BIGINT NOT NULL,
+        last_activity_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        ended_at BIGINT,
+        timeout_ms BIGINT NOT NULL,
+        timeout_basis JSONB NOT NULL,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        summary_id TEXT COLLATE "C",
+        PRIMARY KEY (tenant, id)
+      );
+      CREATE INDEX sessions_user ON sessions (tenant, user_id, id);
+      CREATE INDEX sessions_due ON sessions (expires_at) WHERE state = 'active';
+
+      CREATE TABLE timeout_models (
+        tenant TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant, user_id)
+      );
+
+      CREATE INDEX memories_importance ON memories (tenant, user_id, importance DESC, id DESC)
+        WHERE deleted_at IS NULL;
+    `,
+  },
 ];

@@ -11,22 +11,28 @@ import type {
   MemoryRow,
   TextCandidate,
 } from '../../memory/memory-types.ts';
+import type { SessionActivity, SessionRow, TimeoutModelRow } from '../../sessions/session-types.ts';
 import { listConditions } from '../list-conditions.ts';
 import {
   ACCESS_CHUNK,
   ACTIVITY_SQL,
   embeddingToArray,
   fromSnapshot,
+  latestModels,
   MEMORY_COLUMNS,
   mergeAccess,
   mergeHours,
   PLAN_SAMPLES,
   type Raw,
+  SESSION_COLUMNS,
   searchWords,
+  sessionValues,
   snapshotJson,
   toIdem,
   toKey,
   toRow,
+  toSession,
+  toTimeoutModel,
 } from '../row-mapping.ts';
 import {
   IdempotencyKeyTaken,
@@ -152,6 +158,60 @@ const RECORD_ACCESS_SQL = `WITH locked AS MATERIALIZED (
     last_accessed_at = GREATEST(memories.last_accessed_at, locked.at)
   FROM locked
   WHERE memories.tenant = locked.tenant AND memories.id = locked.id`;
+
+// Served by memories_importance (partial: live rows only); expiry is checked on the row.
+const TOP_BY_IMPORTANCE_SQL = `SELECT ${MEMORY_COLUMNS} FROM memories
+  WHERE tenant = $1 AND user_id = $2 AND deleted_at IS NULL
+    AND (expires_at IS NULL OR expires_at > $3)
+  ORDER BY importance DESC, id DESC
+  LIMIT $4`;
+
+const INSERT_SESSION_SQL = `INSERT INTO sessions (${SESSION_COLUMNS})
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)`;
+const GET_SESSION_SQL = `SELECT ${SESSION_COLUMNS} FROM sessions WHERE tenant = $1 AND id = $2`;
+const LIST_SESSIONS_SQL = `SELECT ${SESSION_COLUMNS} FROM sessions
+  WHERE tenant = $1 AND user_id = $2 ORDER BY id DESC LIMIT $3`;
+const LIST_SESSIONS_BEFORE_SQL = `SELECT ${SESSION_COLUMNS} FROM sessions
+  WHERE tenant = $1 AND user_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4`;
+
+// The state is a literal (not a parameter) in every sweeper query: the partial index
+// sessions_due applies only when the planner can see that state = 'active'.
+const DUE_SESSIONS_SQL = `SELECT tenant, id FROM sessions
+  WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`;
+const NEXT_EXPIRY_SQL = `SELECT expires_at FROM sessions
+  WHERE state = 'active' ORDER BY expires_at LIMIT 1`;
+
+// A concurrent end holds the row lock: this waits for it, then re-checks the state on the
+// committed row (READ COMMITTED) and changes nothing when the session is no longer active.
+const TOUCH_SESSION_SQL = `UPDATE sessions SET last_activity_at = $3, expires_at = $4,
+    timeout_ms = $5, timeout_basis = $6::jsonb, message_count = message_count + $7
+  WHERE tenant = $1 AND id = $2 AND state = 'active'
+  RETURNING ${SESSION_COLUMNS}`;
+
+// The compare-and-set: of concurrent enders, the first to lock the row changes it; the others
+// wait, find it no longer active and change nothing. An end after a concurrent append (which
+// holds the row lock until it commits) finds a count other than the one it summarized.
+const END_SESSION_SQL = `UPDATE sessions SET state = $3, ended_at = $4, expires_at = $4,
+    summary_id = $5
+  WHERE tenant = $1 AND id = $2 AND state = 'active' AND message_count = $6
+  RETURNING ${SESSION_COLUMNS}`;
+
+const GET_TIMEOUT_MODEL_SQL = `SELECT tenant, user_id, model, updated_at FROM timeout_models
+  WHERE tenant = $1 AND user_id = $2`;
+// Rows in the order of the arrays (distinct keys, sorted by the caller): concurrent upserts
+// lock rows in the same order.
+const PUT_TIMEOUT_MODELS_SQL = `INSERT INTO timeout_models (tenant, user_id, model, updated_at)
+  SELECT tenant, user_id, model, updated_at
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+    WITH ORDINALITY AS m(tenant, user_id, model, updated_at, ord)
+  ORDER BY ord
+  ON CONFLICT (tenant, user_id) DO UPDATE SET
+    model = EXCLUDED.model, updated_at = EXCLUDED.updated_at`;
+
+/** Thrown inside a transaction to roll it back when there is nothing to write. */
+class NothingToWrite extends Error {
+  override name = 'NothingToWrite';
+}
 
 /**
  * The websearch_to_tsquery text matching any of `words`: each one a quoted phrase (quotes
@@ -340,17 +400,21 @@ export class PostgresStore implements Store {
     if (result.rowCount === 0) throw new IdempotencyKeyTaken(rec.key);
   }
 
+  /** Inserts memories with a `create` history entry each, inside the caller's transaction. */
+  async #insertRows(client: pg.PoolClient, rows: MemoryRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    // One JSON parameter per statement: a 1,000-row batch is two round trips. Embeddings
+    // as JSON arrays (a Float32Array would serialize as an object).
+    const batch = JSON.stringify(
+      rows.map((r) => ({ ...r, embedding: embeddingToArray(r.embedding) })),
+    );
+    await client.query(INSERT_MEMORIES_SQL, [batch]);
+    await client.query(INSERT_HISTORY_SQL, [batch]);
+  }
+
   async insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
     await this.#transaction(async (client) => {
-      if (rows.length > 0) {
-        // One JSON parameter per statement: a 1,000-row batch is two round trips. Embeddings
-        // as JSON arrays (a Float32Array would serialize as an object).
-        const batch = JSON.stringify(
-          rows.map((r) => ({ ...r, embedding: embeddingToArray(r.embedding) })),
-        );
-        await client.query(INSERT_MEMORIES_SQL, [batch]);
-        await client.query(INSERT_HISTORY_SQL, [batch]);
-      }
+      await this.#insertRows(client, rows);
       if (idem) await this.#insertIdem(client, idem);
     });
   }
@@ -461,6 +525,143 @@ export class PostgresStore implements Store {
     });
   }
 
+  async topByImportance(
+    tenant: string,
+    userId: string,
+    limit: number,
+    now: number,
+  ): Promise<MemoryRow[]> {
+    if (limit <= 0) return [];
+    return (await this.#all(TOP_BY_IMPORTANCE_SQL, [tenant, userId, now, limit])).map(toRow);
+  }
+
+  async insertSession(session: SessionRow): Promise<void> {
+    await this.#all(INSERT_SESSION_SQL, sessionValues(session));
+  }
+
+  async getSession(tenant: string, id: string): Promise<SessionRow | null> {
+    const [r] = await this.#all(GET_SESSION_SQL, [tenant, id]);
+    return r ? toSession(r) : null;
+  }
+
+  async listSessions(
+    tenant: string,
+    userId: string,
+    beforeId: string | null,
+    limit: number,
+  ): Promise<SessionRow[]> {
+    const rows =
+      beforeId === null
+        ? await this.#all(LIST_SESSIONS_SQL, [tenant, userId, limit])
+        : await this.#all(LIST_SESSIONS_BEFORE_SQL, [tenant, userId, beforeId, limit]);
+    return rows.map(toSession);
+  }
+
+  async touchSession(
+    tenant: string,
+    id: string,
+    activity: SessionActivity,
+  ): Promise<SessionRow | null> {
+    const [r] = await this.#all(TOUCH_SESSION_SQL, [
+      tenant,
+      id,
+      activity.at,
+      activity.expiresAt,
+      activity.timeoutMs,
+      JSON.stringify(activity.timeoutBasis),
+      activity.messages,
+    ]);
+    return r ? toSession(r) : null;
+  }
+
+  async appendSessionMessages(
+    tenant: string,
+    id: string,
+    rows: MemoryRow[],
+    activity: SessionActivity,
+    idem?: IdempotencyRecord,
+  ): Promise<SessionRow | null> {
+    // The session first: its row lock keeps a concurrent end out until this commits (that end
+    // then finds another message count), and when it is no longer active nothing is inserted.
+    try {
+      return await this.#transaction(async (client): Promise<SessionRow> => {
+        const [r] = (
+          await client.query<Raw>(TOUCH_SESSION_SQL, [
+            tenant,
+            id,
+            activity.at,
+            activity.expiresAt,
+            activity.timeoutMs,
+            JSON.stringify(activity.timeoutBasis),
+            activity.messages,
+          ])
+        ).rows;
+        if (!r) throw new NothingToWrite();
+        await this.#insertRows(client, rows);
+        if (idem) await this.#insertIdem(client, idem);
+        return toSession(r);
+      });
+    } catch (err) {
+      if (err instanceof NothingToWrite) return null;
+      throw err;
+    }
+  }
+
+  async endSession(
+    tenant: string,
+    id: string,
+    end: {
+      state: 'ended' | 'expired';
+      endedAt: number;
+      summary: MemoryRow | null;
+      expectedMessages: number;
+    },
+  ): Promise<SessionRow | null> {
+    // The loser of the compare-and-set commits an empty transaction: nothing was changed.
+    return this.#transaction(async (client): Promise<SessionRow | null> => {
+      const [r] = (
+        await client.query<Raw>(END_SESSION_SQL, [
+          tenant,
+          id,
+          end.state,
+          end.endedAt,
+          end.summary?.id ?? null,
+          end.expectedMessages,
+        ])
+      ).rows;
+      if (!r) return null;
+      if (end.summary) await this.#insertRows(client, [end.summary]);
+      return toSession(r);
+    });
+  }
+
+  async dueSessions(now: number, limit: number): Promise<Array<{ tenant: string; id: string }>> {
+    if (limit <= 0) return [];
+    const rows = await this.#all(DUE_SESSIONS_SQL, [now, limit]);
+    return rows.map((r) => ({ tenant: r.tenant as string, id: r.id as string }));
+  }
+
+  async nextSessionExpiry(): Promise<number | null> {
+    const [r] = await this.#all(NEXT_EXPIRY_SQL, []);
+    return r ? (r.expires_at as number) : null;
+  }
+
+  async getTimeoutModel(tenant: string, userId: string): Promise<TimeoutModelRow | null> {
+    const [r] = await this.#all(GET_TIMEOUT_MODEL_SQL, [tenant, userId]);
+    return r ? toTimeoutModel(r) : null;
+  }
+
+  async putTimeoutModels(rows: TimeoutModelRow[]): Promise<void> {
+    const models = latestModels(rows);
+    if (models.length === 0) return;
+    await this.#all(PUT_TIMEOUT_MODELS_SQL, [
+      models.map((m) => m.tenant),
+      models.map((m) => m.userId),
+      models.map((m) => m.model),
+      models.map((m) => m.updatedAt),
+    ]);
+  }
+
   async exportMemories(
     tenant: string,
     userId: string,
@@ -477,10 +678,12 @@ export class PostgresStore implements Store {
 
   async eraseUserRecords(tenant: string, userId: string): Promise<number> {
     return this.#transaction(async (client) => {
-      await client.query('DELETE FROM user_activity WHERE tenant = $1 AND user_id = $2', [
-        tenant,
-        userId,
-      ]);
+      for (const table of ['user_activity', 'sessions', 'timeout_models']) {
+        await client.query(`DELETE FROM ${table} WHERE tenant = $1 AND user_id = $2`, [
+          tenant,
+          userId,
+        ]);
+      }
       const result = await client.query(
         'DELETE FROM idempotency_keys WHERE tenant = $1 AND user_id = $2',
         [tenant, userId],
@@ -607,6 +810,11 @@ export class PostgresStore implements Store {
         params: ['t', 'u', websearchQuery(PLAN_SAMPLES.search.terms), 0, PLAN_SAMPLES.search.limit],
       },
       countLiveMemories: { sql: COUNT_LIVE_SQL, params: ['t', 'u', 0] },
+      topByImportance: { sql: TOP_BY_IMPORTANCE_SQL, params: ['t', 'u', 0, 20] },
+      getSession: { sql: GET_SESSION_SQL, params: ['t', id] },
+      listSessions: { sql: LIST_SESSIONS_BEFORE_SQL, params: ['t', 'u', id, 50] },
+      dueSessions: { sql: DUE_SESSIONS_SQL, params: [0, 100] },
+      getTimeoutModel: { sql: GET_TIMEOUT_MODEL_SQL, params: ['t', 'u'] },
     };
     const { sql, params } = plans[query];
     // SET LOCAL inside a rolled-back transaction: the setting cannot leak into the pool, and

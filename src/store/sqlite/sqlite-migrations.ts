@@ -143,4 +143,42 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       WHERE deleted_at IS NULL;
     `,
   },
+  {
+    version: 4,
+    name: 'sessions, timeout models, memories by importance',
+    // The due index holds active sessions only: the sweeper's queries name state = 'active'
+    // as a literal so that the planner can use it. Ended sessions keep their row (and their
+    // expires_at = ended_at) for listing.
+    sql: `
+      CREATE TABLE sessions (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        agent_id TEXT,
+        state TEXT NOT NULL CHECK (state IN ('active', 'ended', 'expired')),
+        created_at INTEGER NOT NULL,
+        last_activity_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        timeout_ms INTEGER NOT NULL,
+        timeout_basis TEXT NOT NULL,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        summary_id TEXT,
+        PRIMARY KEY (tenant, id)
+      );
+      CREATE INDEX sessions_user ON sessions (tenant, user_id, id);
+      CREATE INDEX sessions_due ON sessions (expires_at) WHERE state = 'active';
+
+      CREATE TABLE timeout_models (
+        tenant TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, user_id)
+      );
+
+      CREATE INDEX memories_importance ON memories (tenant, user_id, importance DESC, id DESC)
+        WHERE deleted_at IS NULL;
+    `,
+  },
 ];

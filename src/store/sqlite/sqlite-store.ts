@@ -13,6 +13,7 @@ import type {
   MemoryRow,
   TextCandidate,
 } from '../../memory/memory-types.ts';
+import type { SessionActivity, SessionRow, TimeoutModelRow } from '../../sessions/session-types.ts';
 import { yieldToLoop } from '../../util/yield.ts';
 import { listConditions } from '../list-conditions.ts';
 import {
@@ -20,16 +21,21 @@ import {
   ACTIVITY_SQL,
   embeddingToBlob,
   fromSnapshot,
+  latestModels,
   MEMORY_COLUMNS,
   mergeAccess,
   mergeHours,
   PLAN_SAMPLES,
   type Raw,
+  SESSION_COLUMNS,
   searchWords,
+  sessionValues,
   snapshotJson,
   toIdem,
   toKey,
   toRow,
+  toSession,
+  toTimeoutModel,
 } from '../row-mapping.ts';
 import { IdempotencyKeyTaken, type Mutation, type PlannedQuery, type Store } from '../store.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -71,6 +77,41 @@ const COUNT_LIVE_SQL = `SELECT count(*) AS n FROM memories
 const RECORD_ACCESS_SQL = `UPDATE memories SET access_count = access_count + ?,
     last_accessed_at = max(coalesce(last_accessed_at, ?), ?)
   WHERE tenant = ? AND id = ?`;
+
+// Served by memories_importance (partial: live rows only); expiry is checked on the row.
+const TOP_BY_IMPORTANCE_SQL = `SELECT ${MEMORY_COLUMNS} FROM memories
+  WHERE tenant = ? AND user_id = ? AND deleted_at IS NULL
+    AND (expires_at IS NULL OR expires_at > ?)
+  ORDER BY importance DESC, id DESC
+  LIMIT ?`;
+
+const GET_SESSION_SQL = `SELECT ${SESSION_COLUMNS} FROM sessions WHERE tenant = ? AND id = ?`;
+
+const LIST_SESSIONS_SQL = `SELECT ${SESSION_COLUMNS} FROM sessions
+  WHERE tenant = ? AND user_id = ? ORDER BY id DESC LIMIT ?`;
+const LIST_SESSIONS_BEFORE_SQL = `SELECT ${SESSION_COLUMNS} FROM sessions
+  WHERE tenant = ? AND user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`;
+
+// The state is a literal (not a parameter) in every sweeper query: the partial index
+// sessions_due applies only when the planner can see that state = 'active'.
+const DUE_SESSIONS_SQL = `SELECT tenant, id FROM sessions
+  WHERE state = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?`;
+const NEXT_EXPIRY_SQL = `SELECT expires_at FROM sessions
+  WHERE state = 'active' ORDER BY expires_at LIMIT 1`;
+
+const TOUCH_SESSION_SQL = `UPDATE sessions SET last_activity_at = ?, expires_at = ?, timeout_ms = ?,
+    timeout_basis = ?, message_count = message_count + ?
+  WHERE tenant = ? AND id = ? AND state = 'active'
+  RETURNING ${SESSION_COLUMNS}`;
+
+// The compare-and-set: only the caller that still finds the session active, with the messages
+// it summarized and no more, changes it.
+const END_SESSION_SQL = `UPDATE sessions SET state = ?, ended_at = ?, expires_at = ?, summary_id = ?
+  WHERE tenant = ? AND id = ? AND state = 'active' AND message_count = ?
+  RETURNING ${SESSION_COLUMNS}`;
+
+const GET_TIMEOUT_MODEL_SQL =
+  'SELECT tenant, user_id, model, updated_at FROM timeout_models WHERE tenant = ? AND user_id = ?';
 
 /**
  * The embedded store, in WAL mode with `synchronous=FULL` so that a committed write survives a
@@ -407,6 +448,158 @@ export class SqliteStore implements Store {
     );
   }
 
+  async topByImportance(
+    tenant: string,
+    userId: string,
+    limit: number,
+    now: number,
+  ): Promise<MemoryRow[]> {
+    if (limit <= 0) return [];
+    return (this.#read(TOP_BY_IMPORTANCE_SQL).all(tenant, userId, now, limit) as Raw[]).map(toRow);
+  }
+
+  insertSession(session: SessionRow): Promise<void> {
+    return this.#write(() => {
+      this.#stmt(
+        `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(...sessionValues(session));
+    });
+  }
+
+  async getSession(tenant: string, id: string): Promise<SessionRow | null> {
+    const r = this.#read(GET_SESSION_SQL).get(tenant, id) as Raw | undefined;
+    return r ? toSession(r) : null;
+  }
+
+  async listSessions(
+    tenant: string,
+    userId: string,
+    beforeId: string | null,
+    limit: number,
+  ): Promise<SessionRow[]> {
+    const rows =
+      beforeId === null
+        ? this.#read(LIST_SESSIONS_SQL).all(tenant, userId, limit)
+        : this.#read(LIST_SESSIONS_BEFORE_SQL).all(tenant, userId, beforeId, limit);
+    return (rows as Raw[]).map(toSession);
+  }
+
+  touchSession(tenant: string, id: string, activity: SessionActivity): Promise<SessionRow | null> {
+    // all(), not get(): the statement runs to completion (and commits) before it returns.
+    return this.#write(() => {
+      const [r] = this.#stmt(TOUCH_SESSION_SQL).all(
+        activity.at,
+        activity.expiresAt,
+        activity.timeoutMs,
+        JSON.stringify(activity.timeoutBasis),
+        activity.messages,
+        tenant,
+        id,
+      ) as Raw[];
+      return r ? toSession(r) : null;
+    });
+  }
+
+  appendSessionMessages(
+    tenant: string,
+    id: string,
+    rows: MemoryRow[],
+    activity: SessionActivity,
+    idem?: IdempotencyRecord,
+  ): Promise<SessionRow | null> {
+    // One transaction, the session first: when it is no longer active nothing is inserted;
+    // the rows go in as insertMemories inserts them. Under the write lock no end can come in
+    // between. At most MAX_MESSAGES (100) rows: one step, no yield needed.
+    return this.#write(() => {
+      this.#stmt('BEGIN IMMEDIATE').run();
+      try {
+        const [r] = this.#stmt(TOUCH_SESSION_SQL).all(
+          activity.at,
+          activity.expiresAt,
+          activity.timeoutMs,
+          JSON.stringify(activity.timeoutBasis),
+          activity.messages,
+          tenant,
+          id,
+        ) as Raw[];
+        if (!r) {
+          this.#stmt('ROLLBACK').run();
+          return null;
+        }
+        this.#insertRows(rows);
+        if (idem) this.#insertIdem(idem);
+        this.#stmt('COMMIT').run();
+        return toSession(r);
+      } catch (err) {
+        if (this.#db.inTransaction) this.#stmt('ROLLBACK').run();
+        throw err;
+      }
+    });
+  }
+
+  endSession(
+    tenant: string,
+    id: string,
+    end: {
+      state: 'ended' | 'expired';
+      endedAt: number;
+      summary: MemoryRow | null;
+      expectedMessages: number;
+    },
+  ): Promise<SessionRow | null> {
+    // One transaction: the session is ended and linked first; the summary is inserted as
+    // insertMemories inserts rows (with its history entry) only when this caller won.
+    return this.#write(() =>
+      this.#db
+        .transaction((): SessionRow | null => {
+          const [r] = this.#stmt(END_SESSION_SQL).all(
+            end.state,
+            end.endedAt,
+            end.endedAt,
+            end.summary?.id ?? null,
+            tenant,
+            id,
+            end.expectedMessages,
+          ) as Raw[];
+          if (!r) return null;
+          if (end.summary) this.#insertRows([end.summary]);
+          return toSession(r);
+        })
+        .immediate(),
+    );
+  }
+
+  async dueSessions(now: number, limit: number): Promise<Array<{ tenant: string; id: string }>> {
+    if (limit <= 0) return [];
+    const rows = this.#read(DUE_SESSIONS_SQL).all(now, limit) as Raw[];
+    return rows.map((r) => ({ tenant: r.tenant as string, id: r.id as string }));
+  }
+
+  async nextSessionExpiry(): Promise<number | null> {
+    const r = this.#read(NEXT_EXPIRY_SQL).get() as Raw | undefined;
+    return r ? (r.expires_at as number) : null;
+  }
+
+  async getTimeoutModel(tenant: string, userId: string): Promise<TimeoutModelRow | null> {
+    const r = this.#read(GET_TIMEOUT_MODEL_SQL).get(tenant, userId) as Raw | undefined;
+    return r ? toTimeoutModel(r) : null;
+  }
+
+  putTimeoutModels(rows: TimeoutModelRow[]): Promise<void> {
+    const models = latestModels(rows);
+    if (models.length === 0) return Promise.resolve();
+    return this.#write(() =>
+      this.#db.transaction(() => {
+        const upsert = this.#stmt(
+          `INSERT INTO timeout_models (tenant, user_id, model, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (tenant, user_id) DO UPDATE SET
+             model = excluded.model, updated_at = excluded.updated_at`,
+        );
+        for (const m of models) upsert.run(m.tenant, m.userId, m.model, m.updatedAt);
+      })(),
+    );
+  }
+
   #exportSql = `SELECT ${MEMORY_COLUMNS} FROM memories
     WHERE tenant = ? AND user_id = ? AND id > ? AND deleted_at IS NULL
       AND (expires_at IS NULL OR expires_at > ?)
@@ -434,10 +627,9 @@ export class SqliteStore implements Store {
   eraseUserRecords(tenant: string, userId: string): Promise<number> {
     return this.#write(() =>
       this.#db.transaction(() => {
-        this.#stmt('DELETE FROM user_activity WHERE tenant = ? AND user_id = ?').run(
-          tenant,
-          userId,
-        );
+        for (const table of ['user_activity', 'sessions', 'timeout_models']) {
+          this.#stmt(`DELETE FROM ${table} WHERE tenant = ? AND user_id = ?`).run(tenant, userId);
+        }
         return this.#stmt('DELETE FROM idempotency_keys WHERE tenant = ? AND user_id = ?').run(
           tenant,
           userId,
@@ -573,6 +765,11 @@ export class SqliteStore implements Store {
         ],
       },
       countLiveMemories: { sql: COUNT_LIVE_SQL, params: ['t', 'u', 0] },
+      topByImportance: { sql: TOP_BY_IMPORTANCE_SQL, params: ['t', 'u', 0, 20] },
+      getSession: { sql: GET_SESSION_SQL, params: ['t', id] },
+      listSessions: { sql: LIST_SESSIONS_BEFORE_SQL, params: ['t', 'u', id, 50] },
+      dueSessions: { sql: DUE_SESSIONS_SQL, params: [0, 100] },
+      getTimeoutModel: { sql: GET_TIMEOUT_MODEL_SQL, params: ['t', 'u'] },
     };
     const { sql, params } = plans[query];
     const rows = this.#db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...bind(params)) as Raw[];

@@ -1,0 +1,212 @@
+import type { MemoryRow } from '../memory/memory-types.ts';
+import { DEFAULT_WEIGHTS } from '../search/fusion.ts';
+import { DEFAULT_TEXT_RANKING, rank } from '../search/ranker.ts';
+import type { SearchService } from '../search/search-service.ts';
+import { tokenize } from '../search/tokenizer.ts';
+import { TopK } from '../search/top-k.ts';
+import type { UserIndex } from '../search/user-index.ts';
+import type { Store } from '../store/store.ts';
+
+/** Why a memory is in a preload bundle. */
+export type PreloadReason = 'previous-summary' | 'pinned' | 'relevant' | 'important' | 'recent';
+
+/** One memory of a bundle with every reason it was chosen for. */
+export interface PreloadItem {
+  row: MemoryRow;
+  reasons: PreloadReason[];
+}
+
+/** What a session starts with, cut to its budget. */
+export interface PreloadBundle {
+  items: PreloadItem[];
+  /** The budget in characters of memory content, and what the items use of it. */
+  budgetChars: number;
+  usedChars: number;
+  /** Whether chosen memories were left out for the budget. */
+  truncated: boolean;
+  /** `index`: from the user's in-process index; `store`: from store queries (cold user). */
+  source: 'index' | 'store';
+}
+
+/** The candidates of each kind, best first. */
+interface Candidates {
+  summary: MemoryRow | null;
+  pinned: MemoryRow[];
+  relevant: MemoryRow[];
+  important: MemoryRow[];
+  recent: MemoryRow[];
+}
+
+/** Memories taken per kind before the budget cut. */
+export const PRELOAD_LIMITS = { pinned: 20, relevant: 10, important: 10, recent: 10 };
+
+/** Characters per token, for budgets given in (approximate) tokens. */
+export const CHARS_PER_TOKEN = 4;
+
+/**
+ * Merges the candidates in priority order (previous summary, pinned, relevant, important,
+ * recent), one item per memory with all its reasons, and keeps those that fit the budget in
+ * that order (a memory too large for what is left is skipped; smaller ones may still fit).
+ */
+export function assemble(c: Candidates, budgetChars: number): Omit<PreloadBundle, 'source'> {
+  const byId = new Map<string, PreloadItem>();
+  const ordered: PreloadItem[] = [];
+  const add = (rows: MemoryRow[], reason: PreloadReason): void => {
+    for (const row of rows) {
+      const held = byId.get(row.id);
+      if (held) {
+        if (!held.reasons.includes(reason)) held.reasons.push(reason);
+        continue;
+      }
+      const item = { row, reasons: [reason] };
+      byId.set(row.id, item);
+      ordered.push(item);
+    }
+  };
+  add(c.summary ? [c.summary] : [], 'previous-summary');
+  add(c.pinned, 'pinned');
+  add(c.relevant, 'relevant');
+  add(c.important, 'important');
+  add(c.recent, 'recent');
+  const items: PreloadItem[] = [];
+  let used = 0;
+  let truncated = false;
+  for (const item of ordered) {
+    const size = item.row.content.length;
+    if (used + size > budgetChars) {
+      truncated = true;
+      continue;
+    }
+    used += size;
+    items.push(item);
+  }
+  return { items, budgetChars, usedChars: used, truncated };
+}
+
+function live(row: MemoryRow | null, now: number): row is MemoryRow {
+  return row !== null && row.deletedAt === null && (row.expiresAt === null || row.expiresAt > now);
+}
+
+/** The `k` live rows of the index with the highest `score`. */
+function topBy(
+  index: UserIndex,
+  k: number,
+  now: number,
+  score: (r: MemoryRow) => number,
+): MemoryRow[] {
+  const top = new TopK(k);
+  for (let s = 0; s < index.slots; s++) {
+    const row = index.rows[s] ?? null;
+    if (live(row, now)) top.offer(s, score(row));
+  }
+  return top.sorted().map((t) => index.rows[t.slot] as MemoryRow);
+}
+
+/** The candidates from a held index: no store access. */
+function fromIndex(index: UserIndex, context: string, now: number, halfLifeMs: number): Candidates {
+  let summary: MemoryRow | null = null;
+  for (const row of index.rows) {
+    if (live(row, now) && row.kind === 'summary' && (!summary || row.id > summary.id))
+      summary = row;
+  }
+  const pinned = [...index.pinned]
+    .map((s) => index.rows[s] ?? null)
+    .filter((r): r is MemoryRow => live(r, now))
+    .sort((a, b) => (a.id < b.id ? 1 : -1))
+    .slice(0, PRELOAD_LIMITS.pinned);
+  const terms = context ? tokenize(context).map((t) => t.term) : [];
+  const relevant =
+    terms.length === 0
+      ? []
+      : rank(index, terms, {
+          ...DEFAULT_TEXT_RANKING,
+          k: PRELOAD_LIMITS.relevant,
+          filter: {},
+          weights: DEFAULT_WEIGHTS,
+          fusion: 'weighted',
+          now,
+          halfLifeMs,
+          queryVector: null,
+          explain: true,
+        })
+          .filter((r) => (r.explain?.signals.text.value ?? 0) > 0)
+          .map((r) => r.row);
+  return {
+    summary,
+    pinned,
+    relevant,
+    important: topBy(index, PRELOAD_LIMITS.important, now, (r) => r.importance),
+    recent: topBy(index, PRELOAD_LIMITS.recent, now, (r) => r.createdAt),
+  };
+}
+
+/** The candidates from the store, in parallel queries (the user's index is not held). */
+async function fromStore(
+  store: Store,
+  tenant: string,
+  userId: string,
+  context: string,
+  now: number,
+): Promise<Candidates> {
+  const words = context ? [...new Set(tokenize(context).map((t) => t.word))] : [];
+  const [summaries, pinned, relevant, important, recent] = await Promise.all([
+    store.listMemories(tenant, { userId, kind: 'summary', limit: 1, now }),
+    store.listMemories(tenant, { userId, pinned: true, limit: PRELOAD_LIMITS.pinned, now }),
+    words.length === 0
+      ? Promise.resolve([])
+      : store.searchText(tenant, userId, words, PRELOAD_LIMITS.relevant, now),
+    store.topByImportance(tenant, userId, PRELOAD_LIMITS.important, now),
+    store.listMemories(tenant, { userId, limit: PRELOAD_LIMITS.recent, now }),
+  ]);
+  return {
+    summary: summaries[0] ?? null,
+    pinned,
+    relevant: relevant.map((c) => c.row),
+    important,
+    recent,
+  };
+}
+
+/**
+ * Builds a session's preload bundle: from the user's index when it is held (no store access,
+ * sub-millisecond), else from store queries run in parallel; in that case the index is built
+ * in the background, so the session's first search finds it.
+ */
+export class Preloader {
+  readonly #store: Store;
+  readonly #search: SearchService;
+  readonly #halfLifeMs: number;
+  readonly #onWarmError: (err: unknown) => void;
+
+  constructor(
+    store: Store,
+    search: SearchService,
+    halfLifeMs: number,
+    onWarmError: (err: unknown) => void,
+  ) {
+    this.#store = store;
+    this.#search = search;
+    this.#halfLifeMs = halfLifeMs;
+    this.#onWarmError = onWarmError;
+  }
+
+  async bundle(
+    tenant: string,
+    userId: string,
+    context: string,
+    budgetChars: number,
+    now: number,
+  ): Promise<PreloadBundle> {
+    const held = this.#search.peekIndex(tenant, userId);
+    if (held) {
+      return {
+        ...assemble(fromIndex(held, context, now, this.#halfLifeMs), budgetChars),
+        source: 'index',
+      };
+    }
+    const candidates = await fromStore(this.#store, tenant, userId, context, now);
+    // Warm the index now, off the answer's path: the first search joins or finds it.
+    this.#search.indexOf(tenant, userId).catch(this.#onWarmError);
+    return { ...assemble(candidates, budgetChars), source: 'store' };
+  }
+}

@@ -1,0 +1,136 @@
+import type { Redis } from 'ioredis';
+import type { SessionRow } from './session-types.ts';
+
+/** A message of a session's recent window, as kept hot. */
+export interface WindowMessage {
+  id: string;
+  role: string;
+  content: string;
+  at: number;
+}
+
+/** A session with its recent messages, as any instance can read it from Redis. */
+export interface HotSession {
+  session: SessionRow;
+  window: WindowMessage[];
+}
+
+/** How long a hot entry outlives its session's expiry (so that a late read still finds it). */
+const AFTER_EXPIRY_MS = 60_000;
+
+/**
+ * Sets the session's copy unless the held one is newer: an ended copy is never replaced, and
+ * an active one only by a copy with more messages, or as many and later activity. Concurrent
+ * writers (requests on several instances) thus cannot put an older state back.
+ */
+const PUT_IF_NEWER = `
+local held = redis.call('GET', KEYS[1])
+if held then
+  local h = cjson.decode(held)
+  if h.state ~= 'active' then return 0 end
+  local n, t = tonumber(ARGV[2]), tonumber(ARGV[3])
+  if h.messageCount > n or (h.messageCount == n and h.lastActivityAt > t) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+return 1`;
+
+/**
+ * Session state and the recent-messages window in Redis, so that any instance serves any
+ * session without the store. The state is one key (replaced only by a newer state); the window
+ * is a list that appends push to and trim (so concurrent appends never overwrite each other).
+ * The store stays the system of record: every failure here (Redis down, slow, evicted) is a
+ * miss, never an error. Entries expire with the session's own adaptive timeout (plus a minute).
+ */
+export class SessionHotState {
+  readonly #redis: Redis;
+  readonly #window: number;
+  /** Redis failures seen (reads and writes), for stats and tests. */
+  failures = 0;
+
+  constructor(redis: Redis, window: number) {
+    this.#redis = redis;
+    this.#window = window;
+  }
+
+  #key(tenant: string, id: string): string {
+    return `engram:session:${tenant}/${id}`;
+  }
+
+  #ttl(session: SessionRow, now: number): number {
+    return Math.max(1000, session.expiresAt - now + AFTER_EXPIRY_MS);
+  }
+
+  /** The hot copy of a session with its window (by id order), or null when not held. */
+  async get(tenant: string, id: string): Promise<HotSession | null> {
+    const key = this.#key(tenant, id);
+    try {
+      const answers = await this.#redis.multi().get(key).lrange(`${key}:w`, 0, -1).exec();
+      const state = answers?.[0]?.[1] as string | null | undefined;
+      if (!state) return null;
+      const window = ((answers?.[1]?.[1] as string[] | undefined) ?? [])
+        .map((m) => JSON.parse(m) as WindowMessage)
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      return { session: JSON.parse(state) as SessionRow, window };
+    } catch {
+      this.failures++;
+      return null;
+    }
+  }
+
+  /** Stores the session's state, unless Redis holds a newer one. */
+  async put(session: SessionRow, now: number): Promise<void> {
+    try {
+      await this.#redis.eval(
+        PUT_IF_NEWER,
+        1,
+        this.#key(session.tenant, session.id),
+        JSON.stringify(session),
+        session.messageCount,
+        session.lastActivityAt,
+        this.#ttl(session, now),
+      );
+    } catch {
+      this.failures++;
+    }
+  }
+
+  /**
+   * Adds messages to the session's window (kept to the newest `window`). With `replace`, the
+   * window is set to exactly `messages` (when Redis did not hold it: read from the store).
+   */
+  async pushWindow(
+    session: SessionRow,
+    messages: WindowMessage[],
+    now: number,
+    replace = false,
+  ): Promise<void> {
+    if (messages.length === 0 && !replace) return;
+    const key = `${this.#key(session.tenant, session.id)}:w`;
+    try {
+      const tx = this.#redis.multi();
+      if (replace) tx.del(key);
+      if (messages.length > 0) tx.rpush(key, ...messages.map((m) => JSON.stringify(m)));
+      await tx.ltrim(key, -this.#window, -1).pexpire(key, this.#ttl(session, now)).exec();
+    } catch {
+      this.failures++;
+    }
+  }
+
+  /** Marks a session ended (an ended copy is never replaced) and drops its window. */
+  async ended(session: SessionRow): Promise<void> {
+    const key = this.#key(session.tenant, session.id);
+    try {
+      await this.#redis
+        .multi()
+        .set(key, JSON.stringify(session), 'PX', AFTER_EXPIRY_MS)
+        .del(`${key}:w`)
+        .exec();
+    } catch {
+      this.failures++;
+    }
+  }
+
+  close(): void {
+    this.#redis.disconnect();
+  }
+}

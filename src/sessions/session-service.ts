@@ -1,0 +1,382 @@
+import { LRUCache } from 'lru-cache';
+import type { ActivityTracker } from '../activity/activity-tracker.ts';
+import { userScope } from '../cache/cache-keys.ts';
+import type { SessionConfig } from '../config.ts';
+import { EngramError, type ErrorDetail } from '../errors.ts';
+import type { IdempotencyRequest } from '../memory/idempotency.ts';
+import { newMemoryId } from '../memory/ids.ts';
+import { contentProblems, LIMITS, rejectIfAny } from '../memory/memory-rules.ts';
+import type { MemoryService } from '../memory/memory-service.ts';
+import type { MemoryRow } from '../memory/memory-types.ts';
+import type { SearchService } from '../search/search-service.ts';
+import type { Store } from '../store/store.ts';
+import type { Clock } from '../util/clock.ts';
+import type { PreloadBundle, Preloader } from './preload.ts';
+import type { SessionHotState, WindowMessage } from './session-hot-state.ts';
+import { summarizeSession } from './session-summary.ts';
+import type { SessionSweeper } from './session-sweeper.ts';
+import type { SessionActivity, SessionRow } from './session-types.ts';
+import { TimeoutModel } from './timeout-model.ts';
+
+/** A session to start. */
+export interface StartInput {
+  userId: string;
+  agentId?: string | undefined;
+  /** Text of the opening message: the bundle includes the memories most relevant to it. */
+  context?: string | undefined;
+  /** Budget of the preload bundle, in characters of memory content. */
+  budgetChars: number;
+}
+
+/** A message to append. */
+export interface MessageInput {
+  role: string;
+  content: string;
+  /** ISO-8601; defaults to now, never in the future. */
+  at?: string | undefined;
+}
+
+/** A session with its recent messages; `source` tells where it was read from. */
+export interface SessionView {
+  session: SessionRow;
+  window: WindowMessage[];
+  source: 'redis' | 'store';
+}
+
+/** How long a user's timeout model read from the store is used before it is read again. */
+const MODEL_TTL_MS = 60_000;
+/** A return within this many timeouts after an expiry counts as the same conversation's gap. */
+const RETURN_FACTOR = 2;
+/** Tries of an end that raced with appends. */
+const END_ATTEMPTS = 5;
+/** Messages of one session read for its summary (the newest, if it has more). */
+const SUMMARY_MESSAGES = 1000;
+
+function toWindow(row: MemoryRow): WindowMessage {
+  const role = typeof row.metadata.role === 'string' ? row.metadata.role : 'user';
+  return { id: row.id, role, content: row.content, at: row.createdAt };
+}
+
+/**
+ * Sessions: start (with a preload bundle), messages (stored as memories of kind `message`
+ * right away, so they are durable before the 2xx and found by the next search), touch, end,
+ * expiry by an adaptive idle timeout, and consolidation into a summary memory.
+ */
+export class SessionService {
+  readonly #store: Store;
+  readonly #memories: MemoryService;
+  readonly #search: SearchService;
+  readonly #preloader: Preloader;
+  readonly #hot: SessionHotState | null;
+  readonly #activity: ActivityTracker;
+  readonly #clock: Clock;
+  readonly #config: SessionConfig;
+  readonly #onEnd: (tenant: string, userId: string, summary: MemoryRow | null) => Promise<void>;
+  readonly #models = new LRUCache<string, { model: TimeoutModel; readAt: number }>({
+    max: 100_000,
+  });
+  #sweeper: SessionSweeper | null = null;
+
+  constructor(parts: {
+    store: Store;
+    memories: MemoryService;
+    search: SearchService;
+    preloader: Preloader;
+    hot: SessionHotState | null;
+    activity: ActivityTracker;
+    clock: Clock;
+    config: SessionConfig;
+    /** After a session ended: the summary is a new memory (cache and index follow it). */
+    onEnd: (tenant: string, userId: string, summary: MemoryRow | null) => Promise<void>;
+  }) {
+    this.#store = parts.store;
+    this.#memories = parts.memories;
+    this.#search = parts.search;
+    this.#preloader = parts.preloader;
+    this.#hot = parts.hot;
+    this.#activity = parts.activity;
+    this.#clock = parts.clock;
+    this.#config = parts.config;
+    this.#onEnd = parts.onEnd;
+  }
+
+  /** Connects the sweeper (it calls back into {@link expire}). */
+  useSweeper(sweeper: SessionSweeper): void {
+    this.#sweeper = sweeper;
+  }
+
+  async #model(tenant: string, userId: string): Promise<TimeoutModel> {
+    const scope = userScope(tenant, userId);
+    const now = this.#clock.now();
+    const held = this.#models.get(scope);
+    if (held && now - held.readAt < MODEL_TTL_MS) return held.model;
+    const row = await this.#store.getTimeoutModel(tenant, userId);
+    const model = TimeoutModel.fromJSON(row?.model);
+    this.#models.set(scope, { model, readAt: now });
+    return model;
+  }
+
+  async #saveModel(tenant: string, userId: string, model: TimeoutModel): Promise<void> {
+    const now = this.#clock.now();
+    await this.#store.putTimeoutModels([{ tenant, userId, model: model.toJSON(), updatedAt: now }]);
+    this.#models.set(userScope(tenant, userId), { model, readAt: now });
+  }
+
+  /** Starts a session and builds its preload bundle. */
+  async start(
+    tenant: string,
+    input: StartInput,
+  ): Promise<{ session: SessionRow; preload: PreloadBundle }> {
+    const now = this.#clock.now();
+    this.#activity.touch(tenant, input.userId);
+    const [model, previous] = await Promise.all([
+      this.#model(tenant, input.userId),
+      this.#store.listSessions(tenant, input.userId, null, 1),
+    ]);
+    const last = previous[0];
+    if (last && now > last.lastActivityAt) {
+      const gap = now - last.lastActivityAt;
+      // A return soon after an expiry is most likely a conversation the timeout cut: learned
+      // as a gap within a session, else the long gaps the timeout cuts are never learned and
+      // it keeps shrinking (timeout-model.ts, test/unit/timeout-simulation.test.ts).
+      if (last.state === 'expired' && gap <= RETURN_FACTOR * last.timeoutMs) {
+        model.observeWithin(gap);
+      } else {
+        model.observeBetween(gap);
+      }
+    }
+    const { timeoutMs, basis } = model.timeout(this.#config.timeout);
+    const session: SessionRow = {
+      tenant,
+      id: newMemoryId(now, now),
+      userId: input.userId,
+      agentId: input.agentId ?? null,
+      state: 'active',
+      createdAt: now,
+      lastActivityAt: now,
+      expiresAt: now + timeoutMs,
+      endedAt: null,
+      timeoutMs,
+      timeoutBasis: basis,
+      messageCount: 0,
+      summaryId: null,
+    };
+    await this.#store.insertSession(session);
+    const [preload] = await Promise.all([
+      this.#preloader.bundle(tenant, input.userId, input.context ?? '', input.budgetChars, now),
+      this.#saveModel(tenant, input.userId, model),
+      this.#hot?.put(session, now),
+    ]);
+    this.#sweeper?.schedule(session.expiresAt);
+    return { session, preload };
+  }
+
+  /** A session with its recent messages: from Redis when held there, else from the store. */
+  async get(tenant: string, id: string): Promise<SessionView> {
+    const hot = await this.#hot?.get(tenant, id);
+    // An ended copy only keeps late writers from putting an active state back: the store has
+    // the ended session's messages.
+    if (hot && hot.session.tenant === tenant && hot.session.state === 'active') {
+      return { ...hot, source: 'redis' };
+    }
+    const session = await this.#store.getSession(tenant, id);
+    if (!session) throw new EngramError('ENGRAM_SESSION_NOT_FOUND');
+    return { session, window: await this.#window(session), source: 'store' };
+  }
+
+  async #window(session: SessionRow): Promise<WindowMessage[]> {
+    const rows = await this.#store.listMemories(session.tenant, {
+      userId: session.userId,
+      sessionId: session.id,
+      kind: 'message',
+      limit: this.#config.window,
+      now: this.#clock.now(),
+    });
+    return rows.reverse().map(toWindow);
+  }
+
+  /** The session if it is active now; a due one is expired on the spot (then 409). */
+  async #active(tenant: string, id: string): Promise<SessionView> {
+    const view = await this.get(tenant, id);
+    if (view.session.state !== 'active') throw new EngramError('ENGRAM_SESSION_ENDED');
+    if (view.session.expiresAt <= this.#clock.now()) {
+      await this.expire(tenant, id);
+      throw new EngramError('ENGRAM_SESSION_ENDED');
+    }
+    return view;
+  }
+
+  /** Rule problems of messages (sizes, times), under `/body/messages/<i>`. */
+  #problems(messages: MessageInput[], now: number): ErrorDetail[] {
+    const problems: ErrorDetail[] = [];
+    messages.forEach((m, i) => {
+      const path = `/body/messages/${i}`;
+      problems.push(...contentProblems(m.content, `${path}/content`));
+      if (m.at !== undefined && Date.parse(m.at) > now + LIMITS.createdAtSkewMs) {
+        problems.push({ path: `${path}/at`, message: 'must not be in the future' });
+      }
+    });
+    return problems;
+  }
+
+  /**
+   * Appends messages: each becomes a memory of kind `message` of this session, committed in one
+   * transaction with the session's move (activity, expiry, count) and only while it is active:
+   * durable before this resolves, found by the next search, and never left in an ended session.
+   */
+  async append(
+    tenant: string,
+    id: string,
+    messages: MessageInput[],
+    idem?: IdempotencyRequest,
+  ): Promise<MemoryRow[]> {
+    const now = this.#clock.now();
+    rejectIfAny(this.#problems(messages, now));
+    const view = await this.#active(tenant, id);
+    const { session } = view;
+    // Set by the commit below (a callback: TypeScript cannot follow the assignment).
+    let updated = null as SessionRow | null;
+    const rows = await this.#memories.createBatch(
+      tenant,
+      messages.map((m) => ({
+        userId: session.userId,
+        agentId: session.agentId ?? undefined,
+        sessionId: session.id,
+        content: m.content,
+        kind: 'message',
+        metadata: { role: m.role },
+        // Without a time, the memory is created now, with ids in the order of the messages.
+        createdAt: m.at,
+      })),
+      idem,
+      async (built, record) => {
+        const times = built.map((r) => r.createdAt).sort((a, b) => a - b);
+        const { activity, model } = await this.#learn(session, times, built.length);
+        updated = await this.#store.appendSessionMessages(tenant, id, built, activity, record);
+        if (!updated) throw new EngramError('ENGRAM_SESSION_ENDED');
+        await this.#saveModel(session.tenant, session.userId, model);
+      },
+    );
+    if (updated) await this.#followed(view, updated, rows.map(toWindow));
+    return rows;
+  }
+
+  /** Marks the user as still there: the idle timeout starts again. */
+  async touch(tenant: string, id: string): Promise<SessionRow> {
+    const view = await this.#active(tenant, id);
+    const { activity, model } = await this.#learn(view.session, [this.#clock.now()], 0);
+    const updated = await this.#store.touchSession(tenant, id, activity);
+    if (!updated) throw new EngramError('ENGRAM_SESSION_ENDED');
+    await this.#saveModel(view.session.tenant, view.session.userId, model);
+    await this.#followed(view, updated, []);
+    return updated;
+  }
+
+  /** The session's next activity after activity at `times` (ascending): the model learns the gaps. */
+  async #learn(
+    session: SessionRow,
+    times: number[],
+    messages: number,
+  ): Promise<{ activity: SessionActivity; model: TimeoutModel }> {
+    const now = this.#clock.now();
+    this.#activity.touch(session.tenant, session.userId);
+    const model = await this.#model(session.tenant, session.userId);
+    let last = session.lastActivityAt;
+    for (const at of times) {
+      if (at > last) {
+        model.observeWithin(at - last);
+        last = at;
+      }
+    }
+    const { timeoutMs, basis } = model.timeout(this.#config.timeout);
+    const at = Math.max(session.lastActivityAt, now);
+    return {
+      activity: { at, expiresAt: at + timeoutMs, timeoutMs, timeoutBasis: basis, messages },
+      model,
+    };
+  }
+
+  /** After activity committed: the hot copy and the sweeper follow the session. */
+  async #followed(view: SessionView, updated: SessionRow, added: WindowMessage[]): Promise<void> {
+    const now = this.#clock.now();
+    if (this.#hot) {
+      await this.#hot.put(updated, now);
+      // Redis did not hold the window: it is set from the store's, else appended to.
+      if (view.source === 'store') {
+        await this.#hot.pushWindow(updated, [...view.window, ...added], now, true);
+      } else {
+        await this.#hot.pushWindow(updated, added, now);
+      }
+    }
+    this.#sweeper?.schedule(updated.expiresAt);
+  }
+
+  /** Ends a session now: consolidation writes its summary memory. */
+  async end(
+    tenant: string,
+    id: string,
+  ): Promise<{ session: SessionRow; summary: MemoryRow | null }> {
+    const { session } = await this.#active(tenant, id);
+    const ended = await this.#finish(session, 'ended', this.#clock.now());
+    if (!ended) throw new EngramError('ENGRAM_SESSION_ENDED');
+    return ended;
+  }
+
+  /**
+   * Ends a session whose idle timeout has passed (the sweeper's call): true when this call
+   * ended it, false when it was not due or someone else (another instance) ended it first.
+   */
+  async expire(tenant: string, id: string): Promise<boolean> {
+    const session = await this.#store.getSession(tenant, id);
+    const now = this.#clock.now();
+    if (!session || session.state !== 'active' || session.expiresAt > now) return false;
+    return (await this.#finish(session, 'expired', session.expiresAt)) !== null;
+  }
+
+  async #finish(
+    first: SessionRow,
+    state: 'ended' | 'expired',
+    endedAt: number,
+  ): Promise<{ session: SessionRow; summary: MemoryRow | null } | null> {
+    let session: SessionRow | null = first;
+    // The end is a compare-and-set on the message count it summarized: a message appended
+    // meanwhile makes it fail, and it runs again with that message.
+    for (let attempt = 0; attempt < END_ATTEMPTS && session?.state === 'active'; attempt++) {
+      const now = this.#clock.now();
+      const messages = (
+        await this.#store.listMemories(session.tenant, {
+          userId: session.userId,
+          sessionId: session.id,
+          kind: 'message',
+          limit: SUMMARY_MESSAGES,
+          now,
+        })
+      ).reverse();
+      const index = this.#search.peekIndex(session.tenant, session.userId) ?? null;
+      const summary = summarizeSession(session, messages, index, now);
+      const ended = await this.#store.endSession(session.tenant, session.id, {
+        state,
+        endedAt,
+        summary,
+        expectedMessages: session.messageCount,
+      });
+      if (ended) {
+        await this.#hot?.ended(ended);
+        await this.#onEnd(session.tenant, session.userId, summary);
+        return { session: ended, summary };
+      }
+      session = await this.#store.getSession(first.tenant, first.id);
+    }
+    return null;
+  }
+
+  /** A page of a user's sessions, newest first. */
+  list(
+    tenant: string,
+    userId: string,
+    beforeId: string | null,
+    limit: number,
+  ): Promise<SessionRow[]> {
+    return this.#store.listSessions(tenant, userId, beforeId, limit);
+  }
+}
