@@ -6,7 +6,12 @@ import type {
   ListFilter,
   MemoryRow,
 } from '../memory/memory-types.ts';
-import type { SessionRow, TimeoutBasis, TimeoutModelRow } from '../sessions/session-types.ts';
+import type {
+  SessionActivity,
+  SessionRow,
+  TimeoutBasis,
+  TimeoutModelRow,
+} from '../sessions/session-types.ts';
 
 /** A result row as a driver returns it. */
 export type Raw = Record<string, unknown>;
@@ -273,3 +278,8 @@ export const ACTIVITY_TABLE = `
   CREATE INDEX user_activity_recent ON user_activity (last_seen_at);
   CREATE INDEX user_activity_usual ON user_activity (usual_hour, last_seen_at);
 `;
+
+/** The values a session's activity sets, in the order of both dialects' touch statement. */
+export function activityValues(a: SessionActivity): unknown[] {
+  return [a.at, a.expiresAt, a.timeoutMs, JSON.stringify(a.timeoutBasis), a.messages];
+}

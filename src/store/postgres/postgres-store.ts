@@ -16,6 +16,7 @@ import { listConditions } from '../list-conditions.ts';
 import {
   ACCESS_CHUNK,
   ACTIVITY_SQL,
+  activityValues,
   embeddingToArray,
   fromSnapshot,
   latestModels,
@@ -562,15 +563,7 @@ export class PostgresStore implements Store {
     id: string,
     activity: SessionActivity,
   ): Promise<SessionRow | null> {
-    const [r] = await this.#all(TOUCH_SESSION_SQL, [
-      tenant,
-      id,
-      activity.at,
-      activity.expiresAt,
-      activity.timeoutMs,
-      JSON.stringify(activity.timeoutBasis),
-      activity.messages,
-    ]);
+    const [r] = await this.#all(TOUCH_SESSION_SQL, [tenant, id, ...activityValues(activity)]);
     return r ? toSession(r) : null;
   }
 
@@ -586,15 +579,7 @@ export class PostgresStore implements Store {
     try {
       return await this.#transaction(async (client): Promise<SessionRow> => {
         const [r] = (
-          await client.query<Raw>(TOUCH_SESSION_SQL, [
-            tenant,
-            id,
-            activity.at,
-            activity.expiresAt,
-            activity.timeoutMs,
-            JSON.stringify(activity.timeoutBasis),
-            activity.messages,
-          ])
+          await client.query<Raw>(TOUCH_SESSION_SQL, [tenant, id, ...activityValues(activity)])
         ).rows;
         if (!r) throw new NothingToWrite();
         await this.#insertRows(client, rows);

@@ -19,6 +19,7 @@ import { listConditions } from '../list-conditions.ts';
 import {
   ACCESS_CHUNK,
   ACTIVITY_SQL,
+  activityValues,
   embeddingToBlob,
   fromSnapshot,
   latestModels,
@@ -488,11 +489,7 @@ export class SqliteStore implements Store {
     // all(), not get(): the statement runs to completion (and commits) before it returns.
     return this.#write(() => {
       const [r] = this.#stmt(TOUCH_SESSION_SQL).all(
-        activity.at,
-        activity.expiresAt,
-        activity.timeoutMs,
-        JSON.stringify(activity.timeoutBasis),
-        activity.messages,
+        ...activityValues(activity),
         tenant,
         id,
       ) as Raw[];
@@ -514,11 +511,7 @@ export class SqliteStore implements Store {
       this.#stmt('BEGIN IMMEDIATE').run();
       try {
         const [r] = this.#stmt(TOUCH_SESSION_SQL).all(
-          activity.at,
-          activity.expiresAt,
-          activity.timeoutMs,
-          JSON.stringify(activity.timeoutBasis),
-          activity.messages,
+          ...activityValues(activity),
           tenant,
           id,
         ) as Raw[];
