@@ -329,7 +329,7 @@ export class SessionService {
   async expire(tenant: string, id: string): Promise<boolean> {
     const session = await this.#store.getSession(tenant, id);
     const now = this.#clock.now();
-    if (!session || session.state !== 'active' || session.expiresAt > now) return false;
+    if (session?.state !== 'active' || session.expiresAt > now) return false;
     return (await this.#finish(session, 'expired', session.expiresAt)) !== null;
   }
 
