@@ -22,6 +22,7 @@ import { Preloader } from './sessions/preload.ts';
 import { SessionHotState } from './sessions/session-hot-state.ts';
 import { SessionService } from './sessions/session-service.ts';
 import { SessionSweeper } from './sessions/session-sweeper.ts';
+import { TimeoutModels } from './sessions/timeout-models.ts';
 import { openStore } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 import { type Clock, systemClock } from './util/clock.ts';
@@ -51,6 +52,8 @@ export interface ServiceContext {
   sessions: SessionService;
   /** The session expiry sweeper. */
   sweeper: SessionSweeper;
+  /** Users' learned session timeouts (written behind). */
+  timeoutModels: TimeoutModels;
   /** Starts background work: purge, activity write-behind, warming. */
   start(): void;
   /** Stops background work and closes the store. */
@@ -132,6 +135,7 @@ export async function createContext(
         config.sessions.window,
       )
     : null;
+  const timeoutModels = new TimeoutModels(store, clock, logger, config.activityFlushMs);
   const sessions = new SessionService({
     store,
     memories,
@@ -139,6 +143,7 @@ export async function createContext(
     preloader: new Preloader(store, search, config.search.halfLifeMs, (err) =>
       logger.debug({ err }, 'index warming at session start failed'),
     ),
+    models: timeoutModels,
     hot,
     activity,
     clock,
@@ -171,8 +176,10 @@ export async function createContext(
     access,
     sessions,
     sweeper,
+    timeoutModels,
     start() {
       void sweeper.start();
+      timeoutModels.start();
       purge.start();
       activity.start();
       access.start();
@@ -180,6 +187,7 @@ export async function createContext(
     },
     async close() {
       await sweeper.stop();
+      await timeoutModels.stop();
       hot?.close();
       warming.stop();
       await purge.stop();

@@ -35,6 +35,7 @@ const ALL = [
   'test/integration/search-api.test.ts',
   'test/integration/search-vectors.test.ts',
   'test/integration/sessions-api.test.ts',
+  'test/unit/timeout-models.test.ts',
   'test/unit/search-tokenizer.test.ts',
   'test/unit/search-signals.test.ts',
   'test/unit/search-index.test.ts',

@@ -81,7 +81,11 @@ export async function waitUntilUp(url: string, child: Child, deadlineMs = 30_000
 export async function stopChild(child: Child, graceMs = 15_000): Promise<number | null> {
   if (child.gone()) return child.exited;
   child.process.kill('SIGTERM');
-  const code = await Promise.race([child.exited, sleep(graceMs, 'timeout' as const)]);
+  // The grace timer must not keep the bench alive once the child has exited.
+  const code = await Promise.race([
+    child.exited,
+    sleep(graceMs, 'timeout' as const, { ref: false }),
+  ]);
   if (code !== 'timeout') return code;
   child.process.kill('SIGKILL');
   await child.exited;

@@ -26,6 +26,8 @@ export interface PreloadBundle {
   truncated: boolean;
   /** `index`: from the user's in-process index; `store`: from store queries (cold user). */
   source: 'index' | 'store';
+  /** Time taken to build the bundle, in ms. */
+  ms: number;
 }
 
 /** The candidates of each kind, best first. */
@@ -48,7 +50,7 @@ export const CHARS_PER_TOKEN = 4;
  * recent), one item per memory with all its reasons, and keeps those that fit the budget in
  * that order (a memory too large for what is left is skipped; smaller ones may still fit).
  */
-export function assemble(c: Candidates, budgetChars: number): Omit<PreloadBundle, 'source'> {
+export function assemble(c: Candidates, budgetChars: number): Omit<PreloadBundle, 'source' | 'ms'> {
   const byId = new Map<string, PreloadItem>();
   const ordered: PreloadItem[] = [];
   const add = (rows: MemoryRow[], reason: PreloadReason): void => {
@@ -197,16 +199,17 @@ export class Preloader {
     budgetChars: number,
     now: number,
   ): Promise<PreloadBundle> {
+    const started = performance.now();
     const held = this.#search.peekIndex(tenant, userId);
     if (held) {
-      return {
-        ...assemble(fromIndex(held, context, now, this.#halfLifeMs), budgetChars),
-        source: 'index',
-      };
+      const bundle = assemble(fromIndex(held, context, now, this.#halfLifeMs), budgetChars);
+      return { ...bundle, source: 'index', ms: performance.now() - started };
     }
     const candidates = await fromStore(this.#store, tenant, userId, context, now);
+    const bundle = assemble(candidates, budgetChars);
+    const ms = performance.now() - started;
     // Warm the index now, off the answer's path: the first search joins or finds it.
     this.#search.indexOf(tenant, userId).catch(this.#onWarmError);
-    return { ...assemble(candidates, budgetChars), source: 'store' };
+    return { ...bundle, source: 'store', ms };
   }
 }

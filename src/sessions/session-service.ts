@@ -1,6 +1,4 @@
-import { LRUCache } from 'lru-cache';
 import type { ActivityTracker } from '../activity/activity-tracker.ts';
-import { userScope } from '../cache/cache-keys.ts';
 import type { SessionConfig } from '../config.ts';
 import { EngramError, type ErrorDetail } from '../errors.ts';
 import type { IdempotencyRequest } from '../memory/idempotency.ts';
@@ -16,7 +14,8 @@ import type { SessionHotState, WindowMessage } from './session-hot-state.ts';
 import { summarizeSession } from './session-summary.ts';
 import type { SessionSweeper } from './session-sweeper.ts';
 import type { SessionActivity, SessionRow } from './session-types.ts';
-import { TimeoutModel } from './timeout-model.ts';
+import type { TimeoutModel } from './timeout-model.ts';
+import type { TimeoutModels } from './timeout-models.ts';
 
 /** A session to start. */
 export interface StartInput {
@@ -43,8 +42,6 @@ export interface SessionView {
   source: 'redis' | 'store';
 }
 
-/** How long a user's timeout model read from the store is used before it is read again. */
-const MODEL_TTL_MS = 60_000;
 /** A return within this many timeouts after an expiry counts as the same conversation's gap. */
 const RETURN_FACTOR = 2;
 /** Tries of an end that raced with appends. */
@@ -72,9 +69,7 @@ export class SessionService {
   readonly #clock: Clock;
   readonly #config: SessionConfig;
   readonly #onEnd: (tenant: string, userId: string, summary: MemoryRow | null) => Promise<void>;
-  readonly #models = new LRUCache<string, { model: TimeoutModel; readAt: number }>({
-    max: 100_000,
-  });
+  readonly #models: TimeoutModels;
   #sweeper: SessionSweeper | null = null;
 
   constructor(parts: {
@@ -82,6 +77,7 @@ export class SessionService {
     memories: MemoryService;
     search: SearchService;
     preloader: Preloader;
+    models: TimeoutModels;
     hot: SessionHotState | null;
     activity: ActivityTracker;
     clock: Clock;
@@ -93,6 +89,7 @@ export class SessionService {
     this.#memories = parts.memories;
     this.#search = parts.search;
     this.#preloader = parts.preloader;
+    this.#models = parts.models;
     this.#hot = parts.hot;
     this.#activity = parts.activity;
     this.#clock = parts.clock;
@@ -105,23 +102,6 @@ export class SessionService {
     this.#sweeper = sweeper;
   }
 
-  async #model(tenant: string, userId: string): Promise<TimeoutModel> {
-    const scope = userScope(tenant, userId);
-    const now = this.#clock.now();
-    const held = this.#models.get(scope);
-    if (held && now - held.readAt < MODEL_TTL_MS) return held.model;
-    const row = await this.#store.getTimeoutModel(tenant, userId);
-    const model = TimeoutModel.fromJSON(row?.model);
-    this.#models.set(scope, { model, readAt: now });
-    return model;
-  }
-
-  async #saveModel(tenant: string, userId: string, model: TimeoutModel): Promise<void> {
-    const now = this.#clock.now();
-    await this.#store.putTimeoutModels([{ tenant, userId, model: model.toJSON(), updatedAt: now }]);
-    this.#models.set(userScope(tenant, userId), { model, readAt: now });
-  }
-
   /** Starts a session and builds its preload bundle. */
   async start(
     tenant: string,
@@ -130,7 +110,7 @@ export class SessionService {
     const now = this.#clock.now();
     this.#activity.touch(tenant, input.userId);
     const [model, previous] = await Promise.all([
-      this.#model(tenant, input.userId),
+      this.#models.get(tenant, input.userId),
       this.#store.listSessions(tenant, input.userId, null, 1),
     ]);
     const last = previous[0];
@@ -162,9 +142,9 @@ export class SessionService {
       summaryId: null,
     };
     await this.#store.insertSession(session);
+    this.#models.save(tenant, input.userId, model);
     const [preload] = await Promise.all([
       this.#preloader.bundle(tenant, input.userId, input.context ?? '', input.budgetChars, now),
-      this.#saveModel(tenant, input.userId, model),
       this.#hot?.put(session, now),
     ]);
     this.#sweeper?.schedule(session.expiresAt);
@@ -254,7 +234,7 @@ export class SessionService {
         const { activity, model } = await this.#learn(session, times, built.length);
         updated = await this.#store.appendSessionMessages(tenant, id, built, activity, record);
         if (!updated) throw new EngramError('ENGRAM_SESSION_ENDED');
-        await this.#saveModel(session.tenant, session.userId, model);
+        this.#models.save(session.tenant, session.userId, model);
       },
     );
     if (updated) await this.#followed(view, updated, rows.map(toWindow));
@@ -267,7 +247,7 @@ export class SessionService {
     const { activity, model } = await this.#learn(view.session, [this.#clock.now()], 0);
     const updated = await this.#store.touchSession(tenant, id, activity);
     if (!updated) throw new EngramError('ENGRAM_SESSION_ENDED');
-    await this.#saveModel(view.session.tenant, view.session.userId, model);
+    this.#models.save(view.session.tenant, view.session.userId, model);
     await this.#followed(view, updated, []);
     return updated;
   }
@@ -280,7 +260,7 @@ export class SessionService {
   ): Promise<{ activity: SessionActivity; model: TimeoutModel }> {
     const now = this.#clock.now();
     this.#activity.touch(session.tenant, session.userId);
-    const model = await this.#model(session.tenant, session.userId);
+    const model = await this.#models.get(session.tenant, session.userId);
     let last = session.lastActivityAt;
     for (const at of times) {
       if (at > last) {

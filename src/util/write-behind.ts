@@ -35,6 +35,17 @@ export class WriteBehind<V, K = string> {
     return value;
   }
 
+  /** The buffered entry of `key`, if any (not yet written). */
+  peek(key: K): V | undefined {
+    return this.#buffer.get(key);
+  }
+
+  /** Buffers `value` under `key`, replacing what was buffered there. */
+  set(key: K, value: V): void {
+    this.#buffer.set(key, value);
+    if (this.#buffer.size >= this.#options.maxBuffered) void this.flush();
+  }
+
   /** Entries waiting to be written. */
   get size(): number {
     return this.#buffer.size;
