@@ -49,6 +49,15 @@ const SCENARIOS: Record<string, Scenario> = {
     },
     load: () => import('./cache.ts'),
   },
+  sessions: {
+    about: 'preload latency cold/warm per store, and session-start throughput vs ceilings',
+    options: {
+      users: 'N       users seeded per store (default 200)',
+      memories: 'N    memories per user (default 1000)',
+      connections: 'N concurrent connections of the HTTP load (default 8)',
+    },
+    load: () => import('./sessions.ts'),
+  },
 };
 
 const USAGE = `Usage: npm run bench -- <scenario> [--duration S] [--runs N] [--warmup S]
