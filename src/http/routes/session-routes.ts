@@ -85,7 +85,12 @@ export function sessionRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
             },
           };
           await remember(tenant, idem, b.userId, 201, body);
-          return body;
+          // Serialized here, as search's answer: the schema's per-field format checks of ~25
+          // memories would cost more than building the bundle.
+          return reply
+            .code(201)
+            .type('application/json; charset=utf-8')
+            .send(JSON.stringify(body) as never);
         });
       },
     );
