@@ -32,7 +32,12 @@ export interface Cache {
 /** Builds L1, and with a Redis URL also L2, the versions in Redis and the invalidation bus. */
 export function createCache(config: CacheConfig, clock: Clock, logger: Logger): Cache {
   const counters = newCounters();
-  const l1 = new L1Cache(config.l1MaxBytes, config.ttlMs * 1.1 + config.graceMs, counters);
+  // Whole milliseconds: lru-cache refuses a fractional TTL (3,600,000 × 1.1 is not whole).
+  const l1 = new L1Cache(
+    config.l1MaxBytes,
+    Math.ceil(config.ttlMs * 1.1 + config.graceMs),
+    counters,
+  );
   const options = { ttlMs: config.ttlMs, graceMs: config.graceMs };
   if (!config.redisUrl) {
     const versions = new Versions(null, clock, config.l1TrustMs);

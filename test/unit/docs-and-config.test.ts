@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { createCache } from '../../src/cache/create-cache.ts';
 import { ConfigError, EnvSchema, loadConfig } from '../../src/config.ts';
 import { ErrorCatalog } from '../../src/errors.ts';
+import { systemClock } from '../../src/util/clock.ts';
 
 describe('error catalog documentation', () => {
   const doc = readFileSync('docs/errors.md', 'utf8');
@@ -42,6 +45,14 @@ describe('configuration', () => {
       statementTimeoutMs: 5000,
     });
   });
+  it('starts the cache with any valid TTL (3,600,000 × 1.1 is not a whole number)', async () => {
+    for (const ttl of ['1000', '3600000', '86400000']) {
+      const config = loadConfig({ ENGRAM_CACHE_TTL_MS: ttl });
+      const cache = createCache(config.cache, systemClock, pino({ level: 'silent' }));
+      await cache.close();
+    }
+  });
+
   it('refuses invalid values once, naming each key', () => {
     assert.throws(
       () => loadConfig({ ENGRAM_PORT: '99999', ENGRAM_LOG_LEVEL: 'loud' }),
