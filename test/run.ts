@@ -41,6 +41,7 @@ const ALL = [
   'test/unit/search-index.test.ts',
   'test/unit/timeout-model.test.ts',
   'test/unit/timeout-simulation.test.ts',
+  'test/unit/bench-compare.test.ts',
 ];
 
 const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
