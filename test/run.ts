@@ -42,6 +42,7 @@ const ALL = [
   'test/unit/timeout-model.test.ts',
   'test/unit/timeout-simulation.test.ts',
   'test/unit/bench-compare.test.ts',
+  'test/unit/open-loop.test.ts',
 ];
 
 const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
