@@ -6,8 +6,7 @@
  * request (its Server-Timing header), next to the node:http ceiling answering the same requests
  * with a body of the same size.
  */
-import { DEFAULT_WEIGHTS } from '../src/search/fusion.ts';
-import { DEFAULT_TEXT_RANKING, type RankOptions, rank } from '../src/search/ranker.ts';
+import { rank, rankOptions } from '../src/search/ranker.ts';
 import { termsOf } from '../src/search/tokenizer.ts';
 import { UserIndex } from '../src/search/user-index.ts';
 import { startCeiling } from './lib/ceiling.ts';
@@ -59,17 +58,7 @@ function rankingBenchmark(runs: number): RankingFigure[] {
     const index = new UserIndex(1, rows);
     const buildMs = performance.now() - t0;
     const plain = new PlainBm25(rows.map((r) => r.content));
-    const options: RankOptions = {
-      ...DEFAULT_TEXT_RANKING,
-      k: 10,
-      filter: {},
-      weights: DEFAULT_WEIGHTS,
-      fusion: 'weighted',
-      now: Date.now(),
-      halfLifeMs: 30 * 86_400_000,
-      queryVector: null,
-      explain: false,
-    };
+    const options = rankOptions(Date.now(), 30 * 86_400_000);
     const ours: Array<{ p50: number; p99: number }> = [];
     const theirs: Array<{ p50: number; p99: number }> = [];
     for (let r = 0; r < runs; r++) {

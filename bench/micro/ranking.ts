@@ -1,6 +1,5 @@
 /** `rank()` over a user's index of 50, 1,000 and 10,000 memories, as `bench/search.ts` ranks. */
-import { DEFAULT_WEIGHTS } from '../../src/search/fusion.ts';
-import { DEFAULT_TEXT_RANKING, type RankOptions, rank } from '../../src/search/ranker.ts';
+import { rank, rankOptions } from '../../src/search/ranker.ts';
 import { termsOf } from '../../src/search/tokenizer.ts';
 import { UserIndex } from '../../src/search/user-index.ts';
 import { Corpus } from '../lib/text-corpus.ts';
@@ -12,17 +11,7 @@ const QUERY_WORDS = 5;
 const QUERIES = 256;
 
 export async function run(): Promise<MicroResult[]> {
-  const options: RankOptions = {
-    ...DEFAULT_TEXT_RANKING,
-    k: 10,
-    filter: {},
-    weights: DEFAULT_WEIGHTS,
-    fusion: 'weighted',
-    now: Date.now(),
-    halfLifeMs: 30 * 86_400_000,
-    queryVector: null,
-    explain: false,
-  };
+  const options = rankOptions(Date.now(), 30 * 86_400_000);
   const tasks: Array<[string, () => void]> = [];
   for (const n of SIZES) {
     const corpus = new Corpus(n);

@@ -122,7 +122,11 @@ export class MemoryService {
     return problems;
   }
 
-  #build(tenant: string, input: NewMemoryInput, now: number): MemoryRow {
+  /**
+   * A new memory row from input that passed the route's schema and {@link problemsOf}, as
+   * `create` would store it (no vector): for callers that commit it in their own transaction.
+   */
+  build(tenant: string, input: NewMemoryInput, now = this.#clock.now()): MemoryRow {
     // A createdAt within the tolerated skew is clamped to now: never in the future.
     const createdAt =
       input.createdAt === undefined ? now : Math.min(parseTime(input.createdAt), now);
@@ -182,7 +186,7 @@ export class MemoryService {
   ): Promise<MemoryRow> {
     const now = this.#clock.now();
     rejectIfAny(this.#problems(input, now, '/body'));
-    const row = this.#build(tenant, input, now);
+    const row = this.build(tenant, input, now);
     row.embedding = (await this.#embed([row.content]))[0] ?? null;
     const record = idem
       ? this.#idem.record(tenant, idem, row.userId, 201, toPublicMemory(row))
@@ -226,7 +230,7 @@ export class MemoryService {
       throw new EngramError('ENGRAM_BATCH_REJECTED', { extra: { items: reports } });
     }
     const now = this.#clock.now();
-    const rows = inputs.map((input) => this.#build(tenant, input, now));
+    const rows = inputs.map((input) => this.build(tenant, input, now));
     const vectors = await this.#embed(rows.map((r) => r.content));
     rows.forEach((row, i) => {
       row.embedding = vectors[i] ?? null;

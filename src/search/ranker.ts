@@ -1,5 +1,13 @@
 import type { MemoryRow } from '../memory/memory-types.ts';
-import { type FusionMethod, fuseRrf, SIGNALS, type SignalName, type Weights } from './fusion.ts';
+import {
+  DEFAULT_WEIGHTS,
+  type FusionMethod,
+  fuseRrf,
+  fuseWeighted,
+  SIGNALS,
+  type SignalName,
+  type Weights,
+} from './fusion.ts';
 import { passes, type SearchFilter } from './search-filter.ts';
 import { type Bm25Params, idf, importance, pinned, recency, similarity, usage } from './signals.ts';
 import { TopK } from './top-k.ts';
@@ -45,6 +53,29 @@ export const DEFAULT_TEXT_RANKING: TextRanking = {
   coordination: 1,
 };
 
+/**
+ * Ranking options with the defaults (k 10, no filter, default weights and text settings,
+ * weighted fusion, no vector, no explain) for a ranking at `now`, changed by `over`.
+ */
+export function rankOptions(
+  now: number,
+  halfLifeMs: number,
+  over: Partial<RankOptions> = {},
+): RankOptions {
+  return {
+    ...DEFAULT_TEXT_RANKING,
+    k: 10,
+    filter: {},
+    weights: DEFAULT_WEIGHTS,
+    fusion: 'weighted',
+    queryVector: null,
+    explain: false,
+    ...over,
+    now,
+    halfLifeMs,
+  };
+}
+
 /** One signal of one result: its value (0..1), its weight and what it added to the score. */
 export interface SignalExplanation {
   value: number;
@@ -86,7 +117,11 @@ function signalValues(row: MemoryRow, text: number, o: RankOptions): Record<Sign
 
 const LN2 = Math.LN2;
 
-/** Weighted sum of a candidate's signals (the hot loop: no objects, no allocation). */
+/**
+ * Weighted sum of a candidate's signals: `fuseWeighted(signalValues(…))` inlined for the hot
+ * loop (no objects, no allocation). The explain output checks the two agree (its contributions
+ * add up to the score: test/integration/search-api.test.ts).
+ */
 function weightedScore(row: MemoryRow, text: number, o: RankOptions): number {
   const w = o.weights;
   let score = w.text * text + w.importance * importance(row.importance);
@@ -361,7 +396,7 @@ export function rankScored(
       o.weights,
     );
   } else {
-    scores = kept.map((c) => weightedScore(c.row, c.score * scale, o));
+    scores = kept.map((c) => fuseWeighted(signalValues(c.row, c.score * scale, o), o.weights));
   }
   const top = new TopK(o.k);
   scores.forEach((score, i) => {

@@ -11,14 +11,7 @@ import type { AccessRecorder } from './access-recorder.ts';
 import type { Embedder } from './embedder.ts';
 import { DEFAULT_WEIGHTS, type FusionMethod, type Weights } from './fusion.ts';
 import type { IndexCache } from './index-cache.ts';
-import {
-  DEFAULT_TEXT_RANKING,
-  type Ranked,
-  type RankOptions,
-  rank,
-  rankScored,
-  type TextRanking,
-} from './ranker.ts';
+import { type Ranked, rank, rankOptions, rankScored, type TextRanking } from './ranker.ts';
 import type { SearchFilter } from './search-filter.ts';
 import { tokenize } from './tokenizer.ts';
 import { UserIndex } from './user-index.ts';
@@ -115,18 +108,15 @@ export class SearchService {
     const held = this.peekIndex(tenant, userId);
     const index = held ?? (await this.indexOf(tenant, userId));
     const now = this.#clock.now();
-    const options: RankOptions = {
-      ...DEFAULT_TEXT_RANKING,
+    const options = rankOptions(now, this.#options.halfLifeMs, {
       ...req.textRanking,
       k: req.k,
       filter: req.filter,
       weights,
       fusion,
-      now,
-      halfLifeMs: this.#options.halfLifeMs,
       queryVector,
       explain: req.explain,
-    };
+    });
     let items: Ranked[];
     if (index) {
       items = rank(index, terms, options);

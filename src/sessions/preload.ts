@@ -1,6 +1,5 @@
 import type { MemoryRow } from '../memory/memory-types.ts';
-import { DEFAULT_WEIGHTS } from '../search/fusion.ts';
-import { DEFAULT_TEXT_RANKING, rank } from '../search/ranker.ts';
+import { rank, rankOptions } from '../search/ranker.ts';
 import type { SearchService } from '../search/search-service.ts';
 import { tokenize } from '../search/tokenizer.ts';
 import { TopK } from '../search/top-k.ts';
@@ -120,17 +119,11 @@ function fromIndex(index: UserIndex, context: string, now: number, halfLifeMs: n
   const relevant =
     terms.length === 0
       ? []
-      : rank(index, terms, {
-          ...DEFAULT_TEXT_RANKING,
-          k: PRELOAD_LIMITS.relevant,
-          filter: {},
-          weights: DEFAULT_WEIGHTS,
-          fusion: 'weighted',
-          now,
-          halfLifeMs,
-          queryVector: null,
-          explain: true,
-        })
+      : rank(
+          index,
+          terms,
+          rankOptions(now, halfLifeMs, { k: PRELOAD_LIMITS.relevant, explain: true }),
+        )
           .filter((r) => (r.explain?.signals.text.value ?? 0) > 0)
           .map((r) => r.row);
   return {

@@ -333,7 +333,8 @@ export class SessionService {
         })
       ).reverse();
       const index = this.#search.peekIndex(session.tenant, session.userId) ?? null;
-      const summary = summarizeSession(session, messages, index, now);
+      const input = summarizeSession(session, messages, index);
+      const summary = input ? this.#memories.build(session.tenant, input, now) : null;
       const ended = await this.#store.endSession(session.tenant, session.id, {
         state,
         endedAt,

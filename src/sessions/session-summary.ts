@@ -1,4 +1,4 @@
-import { newMemoryId } from '../memory/ids.ts';
+import type { NewMemoryInput } from '../memory/memory-service.ts';
 import type { MemoryRow } from '../memory/memory-types.ts';
 import { idf } from '../search/signals.ts';
 import { termsOf } from '../search/tokenizer.ts';
@@ -41,15 +41,14 @@ function excerpt(row: MemoryRow): string {
 }
 
 /**
- * The summary memory of an ended session (extractive, no language model): its most informative
+ * The summary memory of an ended session, as input for `MemoryService.build` (extractive, no language model): its most informative
  * messages, in the order they were said. Null for a session without messages.
  */
 export function summarizeSession(
   session: SessionRow,
   messages: MemoryRow[],
   index: UserIndex | null,
-  now: number,
-): MemoryRow | null {
+): NewMemoryInput | null {
   if (messages.length === 0) return null;
   const termLists = messages.map((m) => termsOf(m.content));
   let df: (t: string) => number;
@@ -74,10 +73,8 @@ export function summarizeSession(
   content += chosen.map((c) => excerpt(c.m)).join(' … ');
   if (content.length > SUMMARY_CHARS) content = `${content.slice(0, SUMMARY_CHARS - 1)}…`;
   return {
-    tenant: session.tenant,
-    id: newMemoryId(now, now),
     userId: session.userId,
-    agentId: session.agentId,
+    agentId: session.agentId ?? undefined,
     sessionId: session.id,
     content,
     kind: 'summary',
@@ -88,14 +85,5 @@ export function summarizeSession(
       excerpts: chosen.map((c) => c.m.id),
     },
     importance: 0.6,
-    pinned: false,
-    createdAt: now,
-    updatedAt: now,
-    expiresAt: null,
-    deletedAt: null,
-    accessCount: 0,
-    lastAccessedAt: null,
-    version: 1,
-    embedding: null,
   };
 }
