@@ -11,6 +11,8 @@ export interface IndexCacheCounters {
   updates: number;
   /** Indexes dropped because a write could not be applied in place. */
   drops: number;
+  /** Writes made during a build, replayed onto the index it built. */
+  replayed: number;
 }
 
 /**
@@ -19,7 +21,13 @@ export interface IndexCacheCounters {
  * version moved by exactly that write; otherwise the index is dropped and rebuilt on use.
  */
 export class IndexCache {
-  readonly counters: IndexCacheCounters = { hits: 0, builds: 0, updates: 0, drops: 0 };
+  readonly counters: IndexCacheCounters = {
+    hits: 0,
+    builds: 0,
+    updates: 0,
+    drops: 0,
+    replayed: 0,
+  };
   readonly #lru: LRUCache<string, UserIndex> | null;
   // Users with more memories than an index may hold, by the version that was counted.
   readonly #large = new LRUCache<string, number>({ max: 100_000 });

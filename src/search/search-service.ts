@@ -59,6 +59,15 @@ export interface SearchOptions {
 /** Rows read per step while building an index. */
 const BUILD_CHUNK = 500;
 
+/** Builds a search may join before it gives up on an index fresh enough (full text then). */
+const MAX_BUILD_JOINS = 3;
+
+/** A write that landed while its user's index was being built. */
+interface LoggedWrite {
+  rows: MemoryRow[];
+  bump: Bump | undefined;
+}
+
 /**
  * Search: ranks a user's memories in process over their index (built on first use, kept in
  * step with writes), or over the store's full-text candidates for users too large to hold.
@@ -73,7 +82,10 @@ export class SearchService {
   readonly #embedder: Embedder | null;
   readonly #clock: Clock;
   readonly #options: SearchOptions;
+  /** One build per user at a time (a build catches up with the writes made during it). */
   readonly #builds = new SingleFlight<UserIndex | null>();
+  /** Writes made during each user's build in progress, replayed onto the index it builds. */
+  readonly #duringBuild = new Map<string, LoggedWrite[]>();
   /** Queries whose embedding failed (the search went on without vectors). */
   embedFailures = 0;
 
@@ -174,8 +186,9 @@ export class SearchService {
   }
 
   /**
-   * The user's index at their current version, built (once for concurrent callers) when
-   * missing; null when the user has too many memories to hold one.
+   * The user's index at their current version (or newer), built when missing, once for
+   * concurrent callers; null when the user has too many memories to hold one, or when the
+   * builds joined stayed behind the version this search must see.
    */
   async indexOf(tenant: string, userId: string): Promise<UserIndex | null> {
     const scope = userScope(tenant, userId);
@@ -185,17 +198,55 @@ export class SearchService {
       if (held) return held;
       if (this.#indexes.isLarge(scope, version)) return null;
     }
-    // The version is read before the store: a write landing during the build moves it, and
-    // the index built here is never used under the newer version.
-    return this.#builds.run(`${scope}@${version}`, async () => {
-      const index = await this.#build(tenant, userId, version ?? -1);
-      // An unknown version (Redis unreachable, trust expired) is never cached: rebuilt per use.
-      if (version !== null) {
-        if (index) this.#indexes.set(scope, index);
-        else this.#indexes.markLarge(scope, version);
-      }
-      return index;
-    }).promise;
+    for (let attempt = 0; attempt < MAX_BUILD_JOINS; attempt++) {
+      const index = await this.#builds.run(scope, () =>
+        this.#buildCaughtUp(tenant, userId, scope, version),
+      ).promise;
+      // A build that started before this search's version counts only if it caught up to it
+      // (read-your-writes); else another build, which may again be one already running.
+      if (index === null || version === null || index.version >= version) return index;
+    }
+    return null;
+  }
+
+  /**
+   * Builds the user's index as of `version`, then replays the writes that landed during the
+   * build (their rows, while each bump follows the last), so a user who writes more often than
+   * a build takes still gets a current index. Cached unless the version was unknown.
+   */
+  async #buildCaughtUp(
+    tenant: string,
+    userId: string,
+    scope: string,
+    version: number | null,
+  ): Promise<UserIndex | null> {
+    const log: LoggedWrite[] = [];
+    this.#duringBuild.set(scope, log);
+    let index: UserIndex | null;
+    try {
+      // The version is read before the store: a write landing during the build is in the log.
+      index = await this.#build(tenant, userId, version ?? -1);
+    } finally {
+      this.#duringBuild.delete(scope);
+    }
+    // An unknown version (Redis unreachable, trust expired) is never cached: rebuilt per use.
+    if (version === null) return index;
+    if (index === null) {
+      this.#indexes.markLarge(scope, version);
+      return null;
+    }
+    log.sort((a, b) => (a.bump?.version ?? 0) - (b.bump?.version ?? 0));
+    for (const { rows, bump } of log) {
+      if (!bump) break;
+      // Committed before the version was read: already in the export.
+      if (bump.version <= version) continue;
+      if (!bump.contiguous || bump.previous !== index.version) break;
+      for (const row of rows) index.upsert(row);
+      index.version = bump.version;
+      this.#indexes.counters.replayed++;
+    }
+    this.#indexes.set(scope, index);
+    return index;
   }
 
   async #build(tenant: string, userId: string, version: number): Promise<UserIndex | null> {
@@ -228,7 +279,9 @@ export class SearchService {
     }
     for (const userId of userIds) {
       const scope = userScope(tenant, userId);
-      this.#indexes.afterWrite(scope, byUser.get(userId) ?? [], bumps.get(scope));
+      const userRows = byUser.get(userId) ?? [];
+      this.#duringBuild.get(scope)?.push({ rows: userRows, bump: bumps.get(scope) });
+      this.#indexes.afterWrite(scope, userRows, bumps.get(scope));
     }
   }
 }

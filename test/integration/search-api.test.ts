@@ -208,6 +208,47 @@ describe('search API (SQLite)', () => {
     assert.ok(t.ctx.indexes.counters.updates >= 4);
   });
 
+  it('replays writes made during a build onto the index, so a busy user keeps one', async () => {
+    const items = Array.from({ length: 2_400 }, (_, i) => ({
+      userId: 'busy',
+      content: `busy note ${i} about gardens and rivers`,
+    }));
+    for (let i = 0; i < items.length; i += 1_000) {
+      const res = await t.call({
+        method: 'POST',
+        url: '/v1/memories/batch',
+        payload: { items: items.slice(i, i + 1_000) },
+      });
+      assert.equal(res.statusCode, 201, res.body);
+    }
+    const counters = { ...t.ctx.indexes.counters };
+    // Writes keep coming while the first search builds the index (in chunks, yielding).
+    let building = true;
+    const searching = search(t, 'busy', { query: 'gardens' }).finally(() => {
+      building = false;
+    });
+    const written: string[] = [];
+    while (building) {
+      const word = `zephyr${written.length}`;
+      await add(t, { userId: 'busy', content: `busy wrote ${word}` });
+      written.push(word);
+    }
+    await searching;
+    assert.ok(written.length >= 2, `${written.length} writes during the build`);
+    assert.ok(t.ctx.indexes.counters.replayed > counters.replayed, 'no write replayed');
+    // Every write is found, from the one index built: no rebuild for the writes during it.
+    for (const word of written) {
+      const res = await t.call({
+        method: 'POST',
+        url: '/v1/users/busy/memories/search',
+        payload: { query: word, k: 1 },
+      });
+      assert.match(String(res.headers['server-timing']), /index;desc="hit"/);
+      assert.equal((res.json() as Answer).items[0]?.memory.content, `busy wrote ${word}`);
+    }
+    assert.equal(t.ctx.indexes.counters.builds, counters.builds + 1);
+  });
+
   it('counts results as accesses, written behind without a new version or history', async () => {
     const id = await add(t, { userId: 'bo', content: 'Bo plays the cello' });
     const before = await t.ctx.store.getMemory('acme', id);

@@ -35,6 +35,7 @@ const CacheStats = Type.Object({
     builds: Counter,
     updates: Counter,
     drops: Counter,
+    replayed: Counter,
     pendingAccesses: Counter,
     embedFailures: Counter,
   }),
