@@ -12,14 +12,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { UserIndex } from '../src/search/user-index.ts';
 import { Preloader } from '../src/sessions/preload.ts';
 import { startCeiling } from './lib/ceiling.ts';
 import { deferCleanup } from './lib/cleanup.ts';
 import { processCpuMs } from './lib/cpu.ts';
 import { type LoadSample, type LoadSpec, load, median, summarize } from './lib/load.ts';
-import { createBenchSchema, probePostgres } from './lib/postgres.ts';
+import { createBenchSchema, probePostgres, vacuumAnalyze } from './lib/postgres.ts';
 import type { ReportSection, ScenarioOptions, ScenarioResult } from './lib/report.ts';
 import { type EngramServer, type StoreKind, startEngram } from './lib/server-process.ts';
 import { Corpus } from './lib/text-corpus.ts';
@@ -447,7 +446,13 @@ async function inProcessBundles(perUser: number, runs: number): Promise<InProces
   const index = new UserIndex(1, rows);
   // The preloader asks the search service for a held index only: the store is never touched.
   const search = { peekIndex: () => index, indexOf: async () => index };
-  const preloader = new Preloader({} as never, search as never, 30 * 86_400_000, () => undefined);
+  const preloader = new Preloader(
+    {} as never,
+    search as never,
+    30 * 86_400_000,
+    0,
+    () => undefined,
+  );
   const contexts = Array.from({ length: 1000 }, () => corpus.query(CONTEXT_WORDS));
   const p50s: number[] = [];
   const p99s: number[] = [];
@@ -499,26 +504,6 @@ interface StoreRun {
   seeding: { memories: number; seconds: number };
   latency: LatencyFigures;
   server: EngramServer;
-}
-
-/**
- * VACUUM (ANALYZE) of every table of the bench's schema after seeding: the planner has the
- * seeded data's statistics, and no autovacuum of the fresh rows runs during the measurements.
- */
-async function vacuumAnalyze(url: string, schemaName: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ tablename: string }>(
-      'SELECT tablename FROM pg_tables WHERE schemaname = $1',
-      [schemaName],
-    );
-    for (const { tablename } of rows) {
-      await client.query(`VACUUM (ANALYZE) "${schemaName}"."${tablename}"`);
-    }
-  } finally {
-    await client.end();
-  }
 }
 
 /** Seeds a store through a first server, stops it, and starts a fresh one on the same data. */

@@ -125,6 +125,8 @@ export const EnvSchema = Type.Object({
   ENGRAM_SESSION_SWEEP_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 600_000 }),
   /** Recent messages shown with a session. @default 20 */
   ENGRAM_SESSION_WINDOW: Type.Integer({ default: 20, minimum: 1, maximum: 500 }),
+  /** Cold users with at most this many memories get their index built for a session start (0: never). @default 500 */
+  ENGRAM_SESSION_PRELOAD_BUILD_MAX: Type.Integer({ default: 500, minimum: 0, maximum: 1_000_000 }),
   /** Create and print a key on first start when none exists (embedded mode only). @default true */
   ENGRAM_BOOTSTRAP_KEY: Type.Boolean({ default: true }),
 });
@@ -187,6 +189,8 @@ export interface SessionConfig {
   };
   sweepMs: number;
   window: number;
+  /** Cold users with at most this many memories get their index built for a start. */
+  preloadBuildMax: number;
 }
 
 /** An OpenAI-compatible embeddings endpoint. */
@@ -277,6 +281,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       },
       sweepMs: env.ENGRAM_SESSION_SWEEP_MS,
       window: env.ENGRAM_SESSION_WINDOW,
+      preloadBuildMax: env.ENGRAM_SESSION_PRELOAD_BUILD_MAX,
     },
     embeddings: env.ENGRAM_EMBEDDINGS_URL
       ? {

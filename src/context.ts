@@ -140,8 +140,12 @@ export async function createContext(
     store,
     memories,
     search,
-    preloader: new Preloader(store, search, config.search.halfLifeMs, (err) =>
-      logger.debug({ err }, 'index warming at session start failed'),
+    preloader: new Preloader(
+      store,
+      search,
+      config.search.halfLifeMs,
+      config.sessions.preloadBuildMax,
+      (err) => logger.debug({ err }, 'index warming at session start failed'),
     ),
     models: timeoutModels,
     hot,

@@ -17,7 +17,9 @@ export class AccessRecorder {
     this.#buffer = new WriteBehind({
       intervalMs,
       maxBuffered: MAX_BUFFERED,
-      batchSize: 500,
+      // Each row of a batch is a random page of the memories table: small batches keep one
+      // write short (the event loop turns between batches).
+      batchSize: 100,
       write: (batch) => store.recordAccess(batch),
       // Access statistics steer ranking a little; an interval lost to an outage is acceptable.
       onError: (err, memories) => logger.warn({ err, memories }, 'access statistics write failed'),

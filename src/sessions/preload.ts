@@ -23,8 +23,11 @@ export interface PreloadBundle {
   usedChars: number;
   /** Whether chosen memories were left out for the budget. */
   truncated: boolean;
-  /** `index`: from the user's in-process index; `store`: from store queries (cold user). */
-  source: 'index' | 'store';
+  /**
+   * `index`: from the user's held in-process index; `built`: from their index, built for this
+   * start (a cold user small enough); `store`: from store queries (a cold, larger user).
+   */
+  source: 'index' | 'built' | 'store';
   /** Time taken to build the bundle, in ms. */
   ms: number;
 }
@@ -164,24 +167,34 @@ async function fromStore(
 
 /**
  * Builds a session's preload bundle: from the user's index when it is held (no store access,
- * sub-millisecond), else from store queries run in parallel; in that case the index is built
- * in the background, so the session's first search finds it.
+ * sub-millisecond); for a cold user, from their index built now when they are small, else from
+ * store queries run in parallel while the index is built in the background, so the session's
+ * first search finds it.
  */
 export class Preloader {
   readonly #store: Store;
   readonly #search: SearchService;
   readonly #halfLifeMs: number;
+  readonly #buildMax: number;
   readonly #onWarmError: (err: unknown) => void;
 
   constructor(
     store: Store,
     search: SearchService,
     halfLifeMs: number,
+    /**
+     * Cold users with at most this many memories get their index built for the start, rather
+     * than the store's queries: a build that small costs less than a full-text query (which
+     * reads every user's postings of the words), and the session's searches need it anyway.
+     * 0: never.
+     */
+    buildMax: number,
     onWarmError: (err: unknown) => void,
   ) {
     this.#store = store;
     this.#search = search;
     this.#halfLifeMs = halfLifeMs;
+    this.#buildMax = buildMax;
     this.#onWarmError = onWarmError;
   }
 
@@ -197,6 +210,16 @@ export class Preloader {
     if (held) {
       const bundle = assemble(fromIndex(held, context, now, this.#halfLifeMs), budgetChars);
       return { ...bundle, source: 'index', ms: performance.now() - started };
+    }
+    if (
+      this.#buildMax > 0 &&
+      (await this.#store.countLiveMemories(tenant, userId, now)) <= this.#buildMax
+    ) {
+      const index = await this.#search.indexOf(tenant, userId);
+      if (index) {
+        const bundle = assemble(fromIndex(index, context, now, this.#halfLifeMs), budgetChars);
+        return { ...bundle, source: 'built', ms: performance.now() - started };
+      }
     }
     const candidates = await fromStore(this.#store, tenant, userId, context, now);
     const bundle = assemble(candidates, budgetChars);

@@ -68,7 +68,7 @@ interface Preload {
   budgetChars: number;
   usedChars: number;
   truncated: boolean;
-  source: 'index' | 'store';
+  source: 'index' | 'built' | 'store';
 }
 interface Started {
   session: Session;
@@ -122,7 +122,7 @@ async function start(t: Api, body: Record<string, unknown>, key = t.key): Promis
   });
   expectStatus(res, 201, 'start');
   const timing = String(res.headers['server-timing']);
-  assert.match(timing, /^app;dur=\d+\.\d{3}, preload;dur=\d+\.\d{3};desc="(index|store)"$/);
+  assert.match(timing, /^app;dur=\d+\.\d{3}, preload;dur=\d+\.\d{3};desc="(index|built|store)"$/);
   return { ...(res.json() as Omit<Started, 'timing'>), timing };
 }
 
@@ -228,7 +228,9 @@ describe('sessions API: routes (SQLite)', () => {
   let clock: FakeClock;
   before(async () => {
     clock = new FakeClock(Date.now());
-    t = await testApp({ clock });
+    // Every cold start here is preloaded by store queries, however small the user (the
+    // inline build for small users is tested with the defaults below).
+    t = await testApp({ clock, env: { ENGRAM_SESSION_PRELOAD_BUILD_MAX: '0' } });
   });
   after(async () => {
     await t.close();
@@ -654,14 +656,19 @@ describe('sessions API: read-your-writes through the search index (SQLite)', () 
     await t.close();
   });
 
-  it('a cold start preloads from the store and warms the index for the first search', async () => {
+  it('a small cold user gets their index built for the start; the first search hits it', async () => {
     const user = freshUser('cold');
     await remember(t, { userId: user, content: 'Cy plays the bassoon in an orchestra' });
     assert.equal(t.ctx.search.peekIndex('acme', user), undefined);
-    const s = await start(t, { userId: user, context: 'music' });
-    assert.equal(s.preload.source, 'store');
-    assert.match(s.timing, /desc="store"$/);
-    await until('the index warmed by the start', () => !!t.ctx.search.peekIndex('acme', user));
+    const s = await start(t, { userId: user, context: 'music orchestra' });
+    assert.equal(s.preload.source, 'built');
+    assert.match(s.timing, /desc="built"$/);
+    assert.deepEqual(
+      s.preload.items.map((i) => i.memory.content),
+      ['Cy plays the bassoon in an orchestra'],
+    );
+    // Held as soon as the start has answered: no background build to wait for.
+    assert.ok(t.ctx.search.peekIndex('acme', user));
     const found = await search(t, user, { query: 'bassoon' });
     assert.match(found.timing, /index;desc="hit"/);
     assert.equal(found.items[0]?.content, 'Cy plays the bassoon in an orchestra');

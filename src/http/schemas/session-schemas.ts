@@ -97,7 +97,10 @@ export const StartedSession = Type.Object({
     budgetChars: Type.Integer(),
     usedChars: Type.Integer(),
     truncated: Type.Boolean(),
-    source: Type.String({ description: 'index: from the in-process index; store: cold user' }),
+    source: Type.String({
+      description:
+        'index: from the held in-process index; built: from the index built for this start (a small cold user); store: from store queries (a larger cold user)',
+    }),
   }),
 });
 
