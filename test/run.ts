@@ -43,6 +43,7 @@ const ALL = [
   'test/unit/timeout-simulation.test.ts',
   'test/unit/bench-compare.test.ts',
   'test/unit/open-loop.test.ts',
+  'test/unit/plot.test.ts',
 ];
 
 const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;

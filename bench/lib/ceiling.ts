@@ -4,7 +4,8 @@ import { freePort, profileFlags, spawnNode, stopChild, waitUntilUp } from './ser
 /**
  * The bare `node:http` server, run with `node -e` in its own process (as Engram is): it reads
  * the whole request body, then answers with a fixed JSON buffer whose size depends on the path
- * (the query string is ignored): 200 to a GET, 201 to anything else. `GET /livez` answers 200.
+ * (the query string is ignored; the path `*` stands for any other): 200 to a GET, 201 to
+ * anything else. `GET /livez` answers 200.
  */
 const CEILING_SOURCE = `
 const http = require('node:http');
@@ -22,7 +23,7 @@ const server = http.createServer({ keepAliveTimeout: 72000 }, (req, res) => {
   req.on('end', () => {
     const q = req.url.indexOf('?');
     const path = q === -1 ? req.url : req.url.slice(0, q);
-    const body = path === '/livez' ? live : payloads.get(path);
+    const body = path === '/livez' ? live : (payloads.get(path) ?? payloads.get('*'));
     if (!body) { res.writeHead(404); res.end(); return; }
     res.writeHead(req.method === 'GET' ? 200 : 201, {
       'content-type': 'application/json; charset=utf-8',
@@ -47,7 +48,7 @@ const FASTIFY_CEILING_SOURCE = `
 const fastify = require('fastify')({ logger: false, bodyLimit: 64 * 1024 * 1024 });
 const sizes = JSON.parse(process.env.CEILING_PAYLOADS);
 for (const [url, size] of Object.entries(sizes)) {
-  const path = url.split('?')[0];
+  const path = url === '*' ? '/*' : url.split('?')[0];
   const head = '{"id":"01CEILING0000000000000000","content":"';
   const tail = '"}';
   const body = Buffer.from(head + 'x'.repeat(Math.max(0, size - head.length - tail.length)) + tail);
@@ -83,7 +84,7 @@ export interface CeilingServer {
  * Starts the ceiling: the fastest a `node:http` server on this machine answers the same
  * requests with responses of the same size, measured by the same generator in the same run
  * (ARCHITECTURE.md section 9). `payloads` maps a path (a query string is allowed and ignored)
- * to its response size in bytes.
+ * to its response size in bytes; `*` answers every path not listed (the realistic mix).
  */
 export async function startCeiling(
   payloads: Record<string, number>,

@@ -1,0 +1,183 @@
+/**
+ * What the end-to-end scenarios (mix, stress, soak) share: their options, the seeded data set
+ * and server, the mix's saturation and the ceilings measured with the same generator.
+ */
+import { type CeilingKind, startCeiling } from './ceiling.ts';
+import { type Dataset, planDataset, TextSource } from './dataset.ts';
+import { median } from './load.ts';
+import { probePostgres } from './postgres.ts';
+import { probeRedis, SHARED_REDIS_URL } from './redis.ts';
+import type { ScenarioOptions } from './report.ts';
+import { type SeededData, seedData } from './seeded-engram.ts';
+import type { EngramServer, StoreKind } from './server-process.ts';
+import { type MixResult, runMix } from './virtual-users.ts';
+
+/** Options of the end-to-end scenarios, with their help text. */
+export const MIX_OPTIONS: Record<string, string> = {
+  users: 'N        users of the data set (default 2000)',
+  memories: 'N     memories in all, Zipf over users (default 200000)',
+  vus: 'N          concurrent virtual users of the open-loop runs (default 1000)',
+  sockets: 'N      client connections (the application pool; default 64)',
+  'max-per-user':
+    'N  most memories of one user (default 10000; above ENGRAM_SEARCH_INDEX_MAX_MEMORIES, 20000, a user is searched through the store full-text index)',
+  store: 'sqlite|postgres  store (postgres also uses the Redis at REDIS_URL; default sqlite)',
+};
+
+/** The parsed options. */
+export interface MixOptions {
+  users: number;
+  memories: number;
+  vus: number;
+  sockets: number;
+  maxPerUser: number;
+  store: StoreKind;
+}
+
+function count(text: string | undefined, fallback: number, name: string): number {
+  const value = text === undefined ? fallback : Number(text);
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`--${name} must be an integer ≥ 1`);
+  return value;
+}
+
+/** Parses {@link MIX_OPTIONS} from a scenario's options (with per-scenario defaults). */
+export function mixOptions(opts: ScenarioOptions, defaults: Partial<MixOptions> = {}): MixOptions {
+  const x = opts.extra ?? {};
+  const store = x.store ?? defaults.store ?? 'sqlite';
+  if (store !== 'sqlite' && store !== 'postgres') throw new RangeError('--store: sqlite|postgres');
+  return {
+    users: count(x.users, defaults.users ?? 2_000, 'users'),
+    memories: count(x.memories, defaults.memories ?? 200_000, 'memories'),
+    vus: count(x.vus, defaults.vus ?? 1_000, 'vus'),
+    sockets: count(x.sockets, defaults.sockets ?? 64, 'sockets'),
+    maxPerUser: count(x['max-per-user'], defaults.maxPerUser ?? 10_000, 'max-per-user'),
+    store,
+  };
+}
+
+/** A seeded data set and the texts of its virtual users. */
+export interface MixData {
+  dataset: Dataset;
+  text: TextSource;
+  seeded: SeededData;
+  /** The server environment beyond the defaults (PostgreSQL mode: Redis). */
+  env: Record<string, string>;
+  /** How the data set was made, for the report. */
+  describe: string;
+}
+
+/** Plans and seeds the data set; fails (loudly) when the store asked for is not reachable. */
+export async function prepareMix(mix: MixOptions, label: string): Promise<MixData> {
+  const env: Record<string, string> = {};
+  if (mix.store === 'postgres') {
+    const problem = await probePostgres();
+    if (problem !== null) throw new Error(`--store postgres: PostgreSQL not reachable: ${problem}`);
+    const redis = await probeRedis(SHARED_REDIS_URL);
+    if (redis === null) env.REDIS_URL = SHARED_REDIS_URL;
+    else process.stderr.write(`\n!!!!! ${label}: no Redis (${redis}): PostgreSQL only !!!!!\n\n`);
+  }
+  const text = await TextSource.load();
+  const dataset = planDataset({
+    users: mix.users,
+    memories: mix.memories,
+    zipf: 1.0,
+    maxPerUser: Math.max(mix.maxPerUser, Math.ceil(mix.memories / mix.users)),
+    seed: 42,
+  });
+  const seeded = await seedData(mix.store, env, dataset, text, label);
+  const biggest = dataset.sizes[0] ?? 0;
+  const middle = dataset.sizes[Math.floor(dataset.sizes.length / 2)] ?? 0;
+  return {
+    dataset,
+    text,
+    seeded,
+    env,
+    describe: `${dataset.total.toLocaleString('en-US')} memories of ${mix.users.toLocaleString('en-US')} users, sizes Zipf(1.0) capped at ${mix.maxPerUser.toLocaleString('en-US')} (biggest ${biggest.toLocaleString('en-US')}, median ${middle.toLocaleString('en-US')}), the same law for which users are busiest; texts: ${text.origin === 'locomo' ? `LoCoMo's ${text.size.toLocaleString('en-US')} dialog turns as memories and messages, its questions as queries (read from ../shared/datasets/locomo10-dev)` : 'synthetic Zipf-vocabulary text (LoCoMo not found at ../shared/datasets/locomo10-dev)'}; seeded through POST /v1/memories/batch in ${mix.store === 'sqlite' ? 'SQLite' : `PostgreSQL${env.REDIS_URL ? ' + Redis' : ''}`} (${seeded.seeding.seconds.toFixed(1)} s), then a fresh server started on the data`,
+  };
+}
+
+/** The mix's saturation: closed-loop runs (no think time) of `sockets` users; medians. */
+export interface Saturation {
+  rate: number;
+  meanBytes: number;
+  runs: MixResult[];
+}
+
+/** Closed-loop mix runs against `base`, `runs` times, each after its own `warmupSec`. */
+export async function closedLoop(
+  base: string,
+  key: string,
+  data: MixData,
+  users: number,
+  opts: ScenarioOptions,
+  runs = opts.runs,
+): Promise<Saturation> {
+  const spec = {
+    base,
+    key,
+    dataset: data.dataset,
+    text: data.text,
+    vus: users,
+    sockets: users,
+    rate: 0,
+  };
+  const results: MixResult[] = [];
+  for (let i = 0; i < runs; i++) {
+    results.push(
+      await runMix({
+        ...spec,
+        durationSec: opts.durationSec,
+        warmupSec: opts.warmupSec,
+        seed: i + 1,
+      }),
+    );
+  }
+  return {
+    rate: median(results.map((r) => r.achievedRate)),
+    meanBytes: median(results.map((r) => r.meanBytes)),
+    runs: results,
+  };
+}
+
+/** The ceilings of the mix: the same generator and users against bare servers. */
+export type Ceilings = Record<CeilingKind, Saturation>;
+
+/**
+ * Runs the closed-loop mix against a bare `node:http` server and a bare Fastify route, each
+ * answering every path with `bytes` bytes (the mix's mean answer).
+ */
+export async function mixCeilings(
+  data: MixData,
+  users: number,
+  bytes: number,
+  opts: ScenarioOptions,
+): Promise<Ceilings> {
+  const out: Partial<Ceilings> = {};
+  for (const kind of ['node:http', 'fastify'] as const) {
+    const ceiling = await startCeiling({ '*': Math.round(bytes) }, kind);
+    try {
+      out[kind] = await closedLoop(ceiling.base, 'ceiling', data, users, opts);
+    } finally {
+      await ceiling.stop();
+    }
+  }
+  return out as Ceilings;
+}
+
+/** Starts a server on the seeded data. */
+export function startMixServer(data: MixData): Promise<EngramServer> {
+  return data.seeded.start(data.env);
+}
+
+/** `1,234` */
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+/** Milliseconds with two decimals below 10, one below 100, none above. */
+export function ms(n: number): string {
+  return n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0);
+}
