@@ -152,7 +152,12 @@ export class SessionService {
   }
 
   /** A session with its recent messages: from Redis when held there, else from the store. */
-  async get(tenant: string, id: string): Promise<SessionView> {
+  get(tenant: string, id: string): Promise<SessionView> {
+    return this.#view(tenant, id, true);
+  }
+
+  /** {@link get}, with the window read from the store only when `window` asks for it. */
+  async #view(tenant: string, id: string, window: boolean): Promise<SessionView> {
     const hot = await this.#hot?.get(tenant, id);
     // An ended copy only keeps late writers from putting an active state back: the store has
     // the ended session's messages.
@@ -161,7 +166,7 @@ export class SessionService {
     }
     const session = await this.#store.getSession(tenant, id);
     if (!session) throw new EngramError('ENGRAM_SESSION_NOT_FOUND');
-    return { session, window: await this.#window(session), source: 'store' };
+    return { session, window: window ? await this.#window(session) : [], source: 'store' };
   }
 
   async #window(session: SessionRow): Promise<WindowMessage[]> {
@@ -177,7 +182,8 @@ export class SessionService {
 
   /** The session if it is active now; a due one is expired on the spot (then 409). */
   async #active(tenant: string, id: string): Promise<SessionView> {
-    const view = await this.get(tenant, id);
+    // The window is needed only to seed a Redis copy that lacks it (#followed).
+    const view = await this.#view(tenant, id, this.#hot !== null);
     if (view.session.state !== 'active') throw new EngramError('ENGRAM_SESSION_ENDED');
     if (view.session.expiresAt <= this.#clock.now()) {
       await this.expire(tenant, id);

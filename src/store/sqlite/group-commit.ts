@@ -1,30 +1,33 @@
-/** One queued write with the callbacks of its caller. */
-interface Pending<Op> {
-  op: Op;
-  resolve: () => void;
+/** One queued unit of work with the callbacks of its caller. */
+interface Pending {
+  work: () => unknown;
+  resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 
+/** What one unit of work of a group gave: its value, or the error it threw. */
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 /**
  * Group commit: small writes that arrive in the same turn of the event loop are committed in
- * one transaction, so N concurrent writes cost one fsync instead of N. `commit` runs them all
- * in one transaction, each in its own savepoint, and returns each one's error (or null); every
- * caller is answered only after the transaction has committed.
+ * one transaction, so N concurrent writes cost one fsync instead of N. `commit` runs the units
+ * of work in one transaction, each in its own savepoint (one that throws rolls back alone), and
+ * returns each one's outcome; every caller is answered only after the transaction committed.
  */
-export class GroupCommit<Op> {
-  readonly #commit: (ops: Op[]) => Array<unknown | null>;
+export class GroupCommit {
+  readonly #commit: (works: Array<() => unknown>) => Outcome[];
   readonly #schedule: (flush: () => void) => Promise<void>;
   readonly #maxOps: number;
-  #pending: Pending<Op>[] = [];
+  #pending: Pending[] = [];
   #scheduled = false;
 
   /**
-   * @param commit runs the ops in one transaction; throws if the transaction itself fails.
+   * @param commit runs the units in one transaction; throws if the transaction itself fails.
    * @param schedule runs `flush` when the store may write (under its write lock).
-   * @param maxOps most ops in one transaction.
+   * @param maxOps most units in one transaction.
    */
   constructor(
-    commit: (ops: Op[]) => Array<unknown | null>,
+    commit: (works: Array<() => unknown>) => Outcome[],
     schedule: (flush: () => void) => Promise<void>,
     maxOps = 256,
   ) {
@@ -33,10 +36,13 @@ export class GroupCommit<Op> {
     this.#maxOps = maxOps;
   }
 
-  /** Queues a write; resolves once it is committed, rejects with its own error. */
-  add(op: Op): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ op, resolve, reject });
+  /**
+   * Queues a unit of work (synchronous statements); resolves with its value once the group is
+   * committed, rejects with its own error.
+   */
+  add<R>(work: () => R): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#pending.push({ work, resolve: resolve as (value: unknown) => void, reject });
       if (this.#scheduled) return;
       this.#scheduled = true;
       // After the current I/O phase, so that requests read in the same turn share the commit.
@@ -55,17 +61,17 @@ export class GroupCommit<Op> {
         this.#schedule(() => this.#flush()).catch(() => undefined);
       });
     }
-    let errors: Array<unknown | null>;
+    let outcomes: Outcome[];
     try {
-      errors = this.#commit(batch.map((p) => p.op));
+      outcomes = this.#commit(batch.map((p) => p.work));
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;
     }
     batch.forEach((p, i) => {
-      const err = errors[i];
-      if (err === null || err === undefined) p.resolve();
-      else p.reject(err);
+      const outcome = outcomes[i];
+      if (outcome?.ok) p.resolve(outcome.value);
+      else p.reject(outcome ? outcome.error : new Error('group commit: no outcome'));
     });
   }
 }

@@ -39,7 +39,7 @@ import {
   toTimeoutModel,
 } from '../row-mapping.ts';
 import { IdempotencyKeyTaken, type Mutation, type PlannedQuery, type Store } from '../store.ts';
-import { GroupCommit } from './group-commit.ts';
+import { GroupCommit, type Outcome } from './group-commit.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 
 const bind = (params: unknown[]): unknown[] =>
@@ -294,33 +294,34 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Small inserts of one event-loop turn, committed together (one fsync for all). */
-  readonly #grouped = new GroupCommit<{ rows: MemoryRow[]; idem: IdempotencyRecord | undefined }>(
-    (ops) => {
-      // Each op in its own savepoint (a nested better-sqlite3 transaction): one failing op
-      // rolls back alone.
-      const one = this.#db.transaction((op: (typeof ops)[number]) => {
-        this.#insertRows(op.rows);
-        if (op.idem) this.#insertIdem(op.idem);
-      });
-      return this.#db
+  /**
+   * Small writes of one event-loop turn (inserts, session appends), committed together: one
+   * fsync for all. Each runs in its own savepoint (a nested better-sqlite3 transaction): one
+   * failing rolls back alone.
+   */
+  readonly #grouped = new GroupCommit(
+    (works) =>
+      this.#db
         .transaction(() =>
-          ops.map((op) => {
+          works.map((work): Outcome => {
             try {
-              one(op);
-              return null;
-            } catch (err) {
-              return err;
+              return { ok: true, value: this.#db.transaction(work)() };
+            } catch (error) {
+              return { ok: false, error };
             }
           }),
         )
-        .immediate();
-    },
+        .immediate(),
     (flush) => this.#write(flush),
   );
 
   insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
-    if (rows.length <= INSERT_CHUNK) return this.#grouped.add({ rows, idem });
+    if (rows.length <= INSERT_CHUNK) {
+      return this.#grouped.add(() => {
+        this.#insertRows(rows);
+        if (idem) this.#insertIdem(idem);
+      });
+    }
     return this.#write(() =>
       this.#chunked(
         rows,
@@ -460,7 +461,7 @@ export class SqliteStore implements Store {
   }
 
   insertSession(session: SessionRow): Promise<void> {
-    return this.#write(() => {
+    return this.#grouped.add(() => {
       this.#stmt(
         `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(...sessionValues(session));
@@ -486,8 +487,8 @@ export class SqliteStore implements Store {
   }
 
   touchSession(tenant: string, id: string, activity: SessionActivity): Promise<SessionRow | null> {
-    // all(), not get(): the statement runs to completion (and commits) before it returns.
-    return this.#write(() => {
+    // all(), not get(): the statement runs to completion before it returns.
+    return this.#grouped.add(() => {
       const [r] = this.#stmt(TOUCH_SESSION_SQL).all(
         ...activityValues(activity),
         tenant,
@@ -504,29 +505,19 @@ export class SqliteStore implements Store {
     activity: SessionActivity,
     idem?: IdempotencyRecord,
   ): Promise<SessionRow | null> {
-    // One transaction, the session first: when it is no longer active nothing is inserted;
-    // the rows go in as insertMemories inserts them. Under the write lock no end can come in
-    // between. At most MAX_MESSAGES (100) rows: one step, no yield needed.
-    return this.#write(() => {
-      this.#stmt('BEGIN IMMEDIATE').run();
-      try {
-        const [r] = this.#stmt(TOUCH_SESSION_SQL).all(
-          ...activityValues(activity),
-          tenant,
-          id,
-        ) as Raw[];
-        if (!r) {
-          this.#stmt('ROLLBACK').run();
-          return null;
-        }
-        this.#insertRows(rows);
-        if (idem) this.#insertIdem(idem);
-        this.#stmt('COMMIT').run();
-        return toSession(r);
-      } catch (err) {
-        if (this.#db.inTransaction) this.#stmt('ROLLBACK').run();
-        throw err;
-      }
+    // One savepoint of a group commit, the session first: when it is no longer active nothing
+    // is inserted. Under the write lock no end can come in between. At most MAX_MESSAGES (100)
+    // rows: one step, no yield needed.
+    return this.#grouped.add((): SessionRow | null => {
+      const [r] = this.#stmt(TOUCH_SESSION_SQL).all(
+        ...activityValues(activity),
+        tenant,
+        id,
+      ) as Raw[];
+      if (!r) return null;
+      this.#insertRows(rows);
+      if (idem) this.#insertIdem(idem);
+      return toSession(r);
     });
   }
 
@@ -540,26 +531,22 @@ export class SqliteStore implements Store {
       expectedMessages: number;
     },
   ): Promise<SessionRow | null> {
-    // One transaction: the session is ended and linked first; the summary is inserted as
-    // insertMemories inserts rows (with its history entry) only when this caller won.
-    return this.#write(() =>
-      this.#db
-        .transaction((): SessionRow | null => {
-          const [r] = this.#stmt(END_SESSION_SQL).all(
-            end.state,
-            end.endedAt,
-            end.endedAt,
-            end.summary?.id ?? null,
-            tenant,
-            id,
-            end.expectedMessages,
-          ) as Raw[];
-          if (!r) return null;
-          if (end.summary) this.#insertRows([end.summary]);
-          return toSession(r);
-        })
-        .immediate(),
-    );
+    // One savepoint of a group commit: the session is ended and linked first; the summary is
+    // inserted as insertMemories inserts rows (with its history entry) only when this caller won.
+    return this.#grouped.add((): SessionRow | null => {
+      const [r] = this.#stmt(END_SESSION_SQL).all(
+        end.state,
+        end.endedAt,
+        end.endedAt,
+        end.summary?.id ?? null,
+        tenant,
+        id,
+        end.expectedMessages,
+      ) as Raw[];
+      if (!r) return null;
+      if (end.summary) this.#insertRows([end.summary]);
+      return toSession(r);
+    });
   }
 
   async dueSessions(now: number, limit: number): Promise<Array<{ tenant: string; id: string }>> {
