@@ -1,11 +1,14 @@
 /**
- * `npm run bench -- <scenario> [--duration S] [--runs N] [--warmup S] [scenario options]`: runs
- * one benchmark scenario, prints its Markdown table and writes
- * bench/results/<scenario>-<stamp>.{json,md} and <scenario>-latest.{json,md}.
+ * `npm run bench -- [scenario…] [--duration S] [--runs N] [--warmup S] [scenario options]`:
+ * runs the scenarios named (by default {@link DEFAULT_SCENARIOS}) one after the other, prints
+ * each one's Markdown table and writes bench/results/<scenario>-<stamp>.{json,md} and
+ * <scenario>-latest.{json,md}. Scenarios of the realistic mix run in one process share one
+ * seeded data set.
  */
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCleanups } from './lib/cleanup.ts';
+import { MIX_OPTIONS } from './lib/mix-setup.ts';
 import {
   checkCodeUnchanged,
   machineInfo,
@@ -15,6 +18,8 @@ import {
   writeResults,
 } from './lib/report.ts';
 import { REPO_ROOT } from './lib/server-process.ts';
+import { SOAK_OPTIONS } from './soak.ts';
+import { STRESS_OPTIONS } from './stress.ts';
 
 /** A scenario: what it measures, its own `--name value` options (help text by name), its module. */
 interface Scenario {
@@ -58,9 +63,31 @@ const SCENARIOS: Record<string, Scenario> = {
     },
     load: () => import('./sessions.ts'),
   },
+  mix: {
+    about:
+      'realistic mix of 1,000 virtual users: saturation vs ceilings, concurrency sweep, open loop at 25/50/75%',
+    options: MIX_OPTIONS,
+    load: () => import('./mix.ts'),
+  },
+  stress: {
+    about: 'open-loop ramp of the realistic mix to its breaking point (p99 > 100 ms or errors)',
+    options: STRESS_OPTIONS,
+    load: () => import('./stress.ts'),
+  },
+  soak: {
+    about:
+      'the realistic mix at half its saturation for --length s on 1,000,000 memories: RSS, latency',
+    options: SOAK_OPTIONS,
+    load: () => import('./soak.ts'),
+  },
 };
 
-const USAGE = `Usage: npm run bench -- <scenario> [--duration S] [--runs N] [--warmup S]
+/** What `npm run bench` runs without a scenario: the end-to-end runs on one seeded data set. */
+export const DEFAULT_SCENARIOS = ['mix', 'stress'];
+
+const USAGE = `Usage: npm run bench -- [scenario…] [--duration S] [--runs N] [--warmup S]
+
+Without a scenario: ${DEFAULT_SCENARIOS.join(' and ')} (one seeded data set).
 
 Scenarios:
 ${Object.entries(SCENARIOS)
@@ -89,9 +116,12 @@ function positive(text: string | undefined, fallback: number, name: string): num
 }
 
 async function main(argv: string[]): Promise<number> {
-  // The scenario's own options are known once its name is: the first argument naming one.
-  const named = argv.find((a) => Object.hasOwn(SCENARIOS, a));
-  const own = (named ? SCENARIOS[named]?.options : undefined) ?? {};
+  // The scenarios' own options are known once their names are.
+  const named = argv.filter((a) => Object.hasOwn(SCENARIOS, a));
+  const own: Record<string, string> = Object.assign(
+    {},
+    ...named.map((n) => SCENARIOS[n]?.options ?? {}),
+  );
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -103,13 +133,13 @@ async function main(argv: string[]): Promise<number> {
       ...Object.fromEntries(Object.keys(own).map((o) => [o, { type: 'string' as const }])),
     },
   });
-  const [name] = positionals;
-  const scenario = name ? SCENARIOS[name] : undefined;
-  if (values.help || !name || !scenario) {
-    if (name && !scenario) process.stderr.write(`Unknown scenario "${name}".\n`);
+  const unknown = positionals.filter((p) => !Object.hasOwn(SCENARIOS, p));
+  if (values.help || unknown.length > 0) {
+    for (const name of unknown) process.stderr.write(`Unknown scenario "${name}".\n`);
     process.stderr.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
+  const names = positionals.length > 0 ? positionals : DEFAULT_SCENARIOS;
   const options: ScenarioOptions = {
     durationSec: positive(values.duration, 10, 'duration'),
     runs: Math.round(positive(values.runs, 3, 'runs')),
@@ -122,17 +152,30 @@ async function main(argv: string[]): Promise<number> {
     ),
   };
 
-  const machine = machineInfo();
-  const startedAt = new Date();
-  const mod = await scenario.load();
-  const result = await mod.run(options);
-  checkCodeUnchanged(machine);
-  if (machine.changedDuringRun) {
-    process.stderr.write('\n!!!!! The code changed during the run (see the report) !!!!!\n');
+  for (const name of names) {
+    const scenario = SCENARIOS[name] as Scenario;
+    // Each scenario's report lists only its own options.
+    const mine = {
+      ...options,
+      extra: Object.fromEntries(
+        Object.entries(options.extra ?? {}).filter(([o]) =>
+          Object.hasOwn(scenario.options ?? {}, o),
+        ),
+      ),
+    };
+    const machine = machineInfo();
+    const startedAt = new Date();
+    process.stderr.write(`\n=== ${name} ===\n`);
+    const mod = await scenario.load();
+    const result = await mod.run(mine);
+    checkCodeUnchanged(machine);
+    if (machine.changedDuringRun) {
+      process.stderr.write('\n!!!!! The code changed during the run (see the report) !!!!!\n');
+    }
+    process.stdout.write(`\n${markdownReport(name, result, machine, mine, startedAt)}\n`);
+    const written = writeResults(name, result, machine, mine, startedAt);
+    process.stdout.write(`Results: ${written.map((p) => relative(REPO_ROOT, p)).join(', ')}\n`);
   }
-  process.stdout.write(`\n${markdownReport(name, result, machine, options, startedAt)}\n`);
-  const written = writeResults(name, result, machine, options, startedAt);
-  process.stdout.write(`Results: ${written.map((p) => relative(REPO_ROOT, p)).join(', ')}\n`);
   return 0;
 }
 

@@ -2,6 +2,7 @@
  * What the end-to-end scenarios (mix, stress, soak) share: their options, the seeded data set
  * and server, the mix's saturation and the ceilings measured with the same generator.
  */
+import { join } from 'node:path';
 import { type CeilingKind, startCeiling } from './ceiling.ts';
 import { type Dataset, planDataset, TextSource } from './dataset.ts';
 import { median } from './load.ts';
@@ -9,8 +10,8 @@ import { probePostgres } from './postgres.ts';
 import { probeRedis, SHARED_REDIS_URL } from './redis.ts';
 import type { ScenarioOptions } from './report.ts';
 import { type SeededData, seedData } from './seeded-engram.ts';
-import type { EngramServer, StoreKind } from './server-process.ts';
-import { type MixResult, runMix } from './virtual-users.ts';
+import { type EngramServer, REPO_ROOT, type StoreKind } from './server-process.ts';
+import { ACTION_SHARES, type MixResult, runMix } from './virtual-users.ts';
 
 /** Options of the end-to-end scenarios, with their help text. */
 export const MIX_OPTIONS: Record<string, string> = {
@@ -66,8 +67,24 @@ export interface MixData {
   describe: string;
 }
 
-/** Plans and seeds the data set; fails (loudly) when the store asked for is not reachable. */
-export async function prepareMix(mix: MixOptions, label: string): Promise<MixData> {
+/** Data sets seeded in this process, by their options: scenarios run together share one. */
+const prepared = new Map<string, Promise<MixData>>();
+
+/**
+ * Plans and seeds the data set, once per process for the same options (`npm run bench -- mix
+ * stress` seeds once); fails (loudly) when the store asked for is not reachable.
+ */
+export function prepareMix(mix: MixOptions, label: string): Promise<MixData> {
+  const key = JSON.stringify([mix.store, mix.users, mix.memories, mix.maxPerUser]);
+  let data = prepared.get(key);
+  if (!data) {
+    data = seedMix(mix, label);
+    prepared.set(key, data);
+  }
+  return data;
+}
+
+async function seedMix(mix: MixOptions, label: string): Promise<MixData> {
   const env: Record<string, string> = {};
   if (mix.store === 'postgres') {
     const problem = await probePostgres();
@@ -139,6 +156,11 @@ export async function closedLoop(
   };
 }
 
+/** A bare server keeps no state: a short warm-up (JIT) is enough. */
+export function ceilingWarmup(opts: ScenarioOptions): ScenarioOptions {
+  return { ...opts, warmupSec: Math.min(opts.warmupSec, 2) };
+}
+
 /** The ceilings of the mix: the same generator and users against bare servers. */
 export type Ceilings = Record<CeilingKind, Saturation>;
 
@@ -156,7 +178,7 @@ export async function mixCeilings(
   for (const kind of ['node:http', 'fastify'] as const) {
     const ceiling = await startCeiling({ '*': Math.round(bytes) }, kind);
     try {
-      out[kind] = await closedLoop(ceiling.base, 'ceiling', data, users, opts);
+      out[kind] = await closedLoop(ceiling.base, 'ceiling', data, users, ceilingWarmup(opts));
     } finally {
       await ceiling.stop();
     }
@@ -180,4 +202,30 @@ export function fmt(n: number, digits = 0): string {
 /** Milliseconds with two decimals below 10, one below 100, none above. */
 export function ms(n: number): string {
   return n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0);
+}
+
+/** Where the plots go, next to the results. */
+export const PLOT_DIR = join(REPO_ROOT, 'bench', 'results');
+
+/**
+ * Warm-up of a mix run: long enough that users are mid-session (≈ 20 actions per session), at
+ * least 10 s. Written back into `opts`, so the report states the warm-up that ran.
+ */
+export function mixWarmup(opts: ScenarioOptions): number {
+  opts.warmupSec = Math.max(opts.warmupSec, 10);
+  return opts.warmupSec;
+}
+
+/** The median run of several (by p99 of all requests). */
+export function medianRun(runs: MixResult[]): MixResult {
+  const sorted = [...runs].sort((a, b) => a.all.p99 - b.all.p99);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as MixResult;
+}
+
+/** A short description of the mix, for the notes. */
+export function mixDescription(vus: number, sockets: number): string {
+  const shares = Object.entries(ACTION_SHARES)
+    .map(([a, s]) => `${a} ${Math.round(s * 100)}%`)
+    .join(', ');
+  return `Each virtual user starts a session (POST /v1/sessions with an opening message: preload) for a user drawn by activity, then acts: ${shares} (search: POST …/memories/search, k 10, a LoCoMo question; append: POST /v1/sessions/{id}/messages, one message; read: GET /v1/memories/{id} of a preloaded memory; idle: a pause, then back to the same session; end: POST /v1/sessions/{id}/end, and the next action starts a new session). ${fmt(vus)} users share a pool of ${sockets} keep-alive connections (an application's HTTP pool); waiting for a connection counts in the latency.`;
 }

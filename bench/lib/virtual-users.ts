@@ -349,7 +349,8 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
     for (;;) {
       if (due >= endMs || stopped) return;
       const now = performance.now();
-      if (due > now) await sleep(due - now);
+      // Whole milliseconds, rounded up: a timer never fires before its due time.
+      if (due > now) await sleep(Math.ceil(due - now));
       if (!open) due = performance.now();
       if (stopped) return;
       if (due >= measureFrom) offered++;

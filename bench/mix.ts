@@ -1,0 +1,292 @@
+/**
+ * The realistic mix (`npm run bench -- mix`): virtual users starting sessions, searching,
+ * appending messages and reading memories with think times, going idle and coming back, or
+ * leaving. (1) Saturation: the closed loop (no think time) of `--sockets` users, against Engram
+ * and against the bare `node:http` and Fastify ceilings answering the same mean bytes with the
+ * same generator. (2) Throughput against concurrency (closed loop, 1…256 users). (3) Open loop:
+ * `--vus` users offering 25%, 50% and 75% of the measured saturation, latency from due times.
+ */
+import { join } from 'node:path';
+import { startCeiling } from './lib/ceiling.ts';
+import { median } from './lib/load.ts';
+import {
+  ceilingWarmup,
+  closedLoop,
+  fmt,
+  medianRun,
+  mixCeilings,
+  mixDescription,
+  mixOptions,
+  mixWarmup,
+  ms,
+  PLOT_DIR,
+  prepareMix,
+  type Saturation,
+  startMixServer,
+} from './lib/mix-setup.ts';
+import { writeChart } from './lib/plot.ts';
+import type { ScenarioOptions, ScenarioResult } from './lib/report.ts';
+import { type MixResult, OPS, runMix } from './lib/virtual-users.ts';
+
+/** Shares of the measured saturation offered by the open-loop runs. */
+const LOADS = [0.25, 0.5, 0.75];
+/** Concurrency levels of the closed-loop sweep. */
+const SWEEP = [1, 4, 16, 64, 256];
+/** The mix's targets at 50% of saturation (issue 6): p99 of reads and searches, of writes. */
+export const TARGET_READ_P99_MS = 10;
+export const TARGET_WRITE_P99_MS = 25;
+
+export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
+  const mix = mixOptions(opts);
+  const warmupSec = mixWarmup(opts);
+  const o = { ...opts, warmupSec };
+  const data = await prepareMix(mix, 'mix');
+  const server = await startMixServer(data);
+  let saturation: Saturation;
+  const sweep: Array<{ users: number; engram: number; fastify?: number; nodeHttp?: number }> = [];
+  const open: Array<{ share: number; rate: number; runs: MixResult[] }> = [];
+  try {
+    process.stderr.write(`mix: saturation (closed loop, ${mix.sockets} users)…\n`);
+    saturation = await closedLoop(server.base, server.key, data, mix.sockets, o);
+    process.stderr.write(`mix: saturation ${fmt(saturation.rate)} req/s\n`);
+    for (const users of SWEEP) {
+      const r = await closedLoop(server.base, server.key, data, users, o, 1);
+      sweep.push({ users, engram: r.rate });
+      process.stderr.write(`mix: ${users} users closed loop: ${fmt(r.rate)} req/s\n`);
+    }
+    for (const share of LOADS) {
+      const rate = saturation.rate * share;
+      const runs: MixResult[] = [];
+      for (let i = 0; i < opts.runs; i++) {
+        runs.push(
+          await runMix({
+            base: server.base,
+            key: server.key,
+            dataset: data.dataset,
+            text: data.text,
+            vus: mix.vus,
+            sockets: mix.sockets,
+            rate,
+            durationSec: opts.durationSec,
+            warmupSec,
+            seed: 100 + i,
+          }),
+        );
+      }
+      const m = medianRun(runs);
+      process.stderr.write(
+        `mix: ${share * 100}% (${fmt(rate)} req/s offered): reads p99 ${ms(m.reads.p99)} ms, writes p99 ${ms(m.writes.p99)} ms, errors ${m.errors}, non-2xx ${m.non2xx}\n`,
+      );
+      open.push({ share, rate, runs });
+    }
+  } finally {
+    await server.stop();
+  }
+  const ceilings = await mixCeilings(data, mix.sockets, saturation.meanBytes, o);
+  // The generator's own floor: the same open loop against the bare Fastify ceiling.
+  const floors: MixResult[] = [];
+  {
+    const ceiling = await startCeiling({ '*': Math.round(saturation.meanBytes) }, 'fastify');
+    try {
+      for (const { rate } of open) {
+        floors.push(
+          await runMix({
+            base: ceiling.base,
+            key: 'ceiling',
+            dataset: data.dataset,
+            text: data.text,
+            vus: mix.vus,
+            sockets: mix.sockets,
+            rate,
+            durationSec: opts.durationSec,
+            warmupSec: ceilingWarmup(o).warmupSec,
+            seed: 100,
+          }),
+        );
+      }
+    } finally {
+      await ceiling.stop();
+    }
+  }
+  for (const point of sweep) {
+    for (const kind of ['fastify', 'node:http'] as const) {
+      const ceiling = await startCeiling({ '*': Math.round(saturation.meanBytes) }, kind);
+      try {
+        const r = await closedLoop(ceiling.base, 'ceiling', data, point.users, ceilingWarmup(o), 1);
+        if (kind === 'fastify') point.fastify = r.rate;
+        else point.nodeHttp = r.rate;
+      } finally {
+        await ceiling.stop();
+      }
+    }
+  }
+
+  const nodeRate = ceilings['node:http'].rate;
+  const fastifyRate = ceilings.fastify.rate;
+  const closedRow = (name: string, s: Saturation): string[] => {
+    const p50 = median(s.runs.map((r) => r.all.p50));
+    const p99 = median(s.runs.map((r) => r.all.p99));
+    const errors = s.runs.reduce((n, r) => n + r.errors, 0);
+    const non2xx = s.runs.reduce((n, r) => n + r.non2xx, 0);
+    return [
+      name,
+      fmt(s.rate),
+      ms(p50),
+      ms(p99),
+      String(errors),
+      String(non2xx),
+      (s.rate / nodeRate).toFixed(3),
+      (s.rate / fastifyRate).toFixed(3),
+    ];
+  };
+
+  const openRows = open.map(({ share, rate, runs }, i) => {
+    const m = medianRun(runs);
+    const errors = runs.reduce((n, r) => n + r.errors, 0);
+    const non2xx = runs.reduce((n, r) => n + r.non2xx, 0);
+    const met =
+      m.reads.p99 <= TARGET_READ_P99_MS &&
+      m.writes.p99 <= TARGET_WRITE_P99_MS &&
+      errors === 0 &&
+      non2xx === 0;
+    return [
+      `${share * 100}%`,
+      fmt(rate),
+      fmt(m.offeredRate),
+      fmt(m.achievedRate),
+      ms(m.reads.p50),
+      ms(m.reads.p99),
+      ms(m.writes.p50),
+      ms(m.writes.p99),
+      ms(m.all.p999),
+      ms(floors[i]?.all.p99 ?? Number.NaN),
+      String(errors),
+      String(non2xx),
+      share === 0.5 ? (met ? 'yes' : '**no**') : '—',
+    ];
+  });
+  const half = medianRun(open.find((l) => l.share === 0.5)?.runs ?? []);
+  const opRows = OPS.map((op) => {
+    const p = half.ops[op];
+    return [op, fmt(p.count), ms(p.p50), ms(p.p90), ms(p.p99), ms(p.p999), ms(p.max)];
+  });
+
+  const throughputSvg = writeChart(join(PLOT_DIR, 'mix-throughput.svg'), {
+    title: 'Realistic mix, closed loop: throughput against concurrency',
+    xLabel: 'concurrent users (connections)',
+    yLabel: 'requests/s',
+    xScale: 'log',
+    series: [
+      { name: 'Engram', points: sweep.map((p) => ({ x: p.users, y: p.engram })) },
+      {
+        name: 'bare Fastify',
+        dashed: true,
+        points: sweep.map((p) => ({ x: p.users, y: p.fastify ?? Number.NaN })),
+      },
+      {
+        name: 'bare node:http',
+        dashed: true,
+        points: sweep.map((p) => ({ x: p.users, y: p.nodeHttp ?? Number.NaN })),
+      },
+    ],
+  });
+  const latencySvg = writeChart(join(PLOT_DIR, 'mix-latency.svg'), {
+    title: `Realistic mix, open loop (${fmt(mix.vus)} users): latency against offered load`,
+    xLabel: 'offered requests/s',
+    yLabel: 'ms (from due time)',
+    yScale: 'log',
+    series: (['reads', 'writes'] as const).flatMap((kind) =>
+      (['p50', 'p99', 'p999'] as const).map((q) => ({
+        name: `${kind} ${q === 'p999' ? 'p99.9' : q}`,
+        dashed: kind === 'writes',
+        points: open.map(({ runs }) => {
+          const m = medianRun(runs);
+          return { x: m.offeredRate, y: m[kind][q] };
+        }),
+      })),
+    ),
+    hLines: [
+      { y: TARGET_READ_P99_MS, label: `reads p99 target ${TARGET_READ_P99_MS} ms` },
+      { y: TARGET_WRITE_P99_MS, label: `writes p99 target ${TARGET_WRITE_P99_MS} ms` },
+    ],
+  });
+
+  const sources = Object.entries(half.sources)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(', ');
+  return {
+    title: 'Realistic mix: saturation, throughput against concurrency, open loop at 25/50/75%',
+    columns: [
+      'target (closed loop)',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'errors',
+      'non-2xx',
+      'of node:http',
+      'of fastify',
+    ],
+    rows: [
+      closedRow(`engram ${mix.store}`, saturation),
+      closedRow('bare node:http ceiling', ceilings['node:http']),
+      closedRow('bare Fastify ceiling', ceilings.fastify),
+    ],
+    notes: [
+      `Data: ${data.describe}.`,
+      mixDescription(mix.vus, mix.sockets),
+      `Saturation: the same mix as a closed loop (no think or idle time) of ${mix.sockets} users on ${mix.sockets} connections; medians of ${opts.runs} runs of ${opts.durationSec} s, each after ${warmupSec} s unrecorded (the users are mid-session when recording starts). The ceilings answer every path with the mix's mean answer (${fmt(saturation.meanBytes)} B), driven by the same generator and users.`,
+      'Generator (this process, node:http client) and server share the 2 cores: compare ratios, not absolute req/s, across machines.',
+      `Plots: [throughput against concurrency](${throughputSvg.slice(PLOT_DIR.length + 1)}), [latency against offered load](${latencySvg.slice(PLOT_DIR.length + 1)}).`,
+    ],
+    sections: [
+      {
+        heading: `Open loop, ${fmt(mix.vus)} virtual users, at shares of the saturation`,
+        columns: [
+          'load',
+          'target req/s',
+          'offered req/s',
+          'achieved req/s',
+          'reads p50 ms',
+          'reads p99 ms',
+          'writes p50 ms',
+          'writes p99 ms',
+          'all p99.9 ms',
+          'bare Fastify p99 ms',
+          'errors',
+          'non-2xx',
+          'target met',
+        ],
+        rows: openRows,
+        notes: [
+          `Reads: search and read; writes: session start (it commits the session), append and end. Latency runs from each request's due time on its user's schedule (think times exponential, drawn so that the users together offer the target rate; idle pauses ≤ half of a user's time), so a stall counts for every request due during it. Medians of ${opts.runs} runs of ${opts.durationSec} s (the run with the median p99), after ${warmupSec} s unrecorded each; errors and non-2xx summed over the runs.`,
+          "Bare Fastify p99: the same open loop (users, rate, connections) against the bare Fastify ceiling, one run: the generator's own floor on this machine (it shares the cores with the server).",
+          `Target at 50%: reads p99 ≤ ${TARGET_READ_P99_MS} ms, writes p99 ≤ ${TARGET_WRITE_P99_MS} ms, no error.`,
+          `At 50%, where answers came from (Server-Timing): ${sources}.`,
+        ],
+      },
+      {
+        heading: 'Per operation at 50% of saturation (the median run)',
+        columns: ['op', 'count', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
+        rows: opRows,
+      },
+      {
+        heading: 'Throughput against concurrency (closed loop, one run per point)',
+        columns: [
+          'users',
+          'engram req/s',
+          'bare Fastify req/s',
+          'bare node:http req/s',
+          'engram ÷ fastify',
+        ],
+        rows: sweep.map((p) => [
+          String(p.users),
+          fmt(p.engram),
+          fmt(p.fastify ?? Number.NaN),
+          fmt(p.nodeHttp ?? Number.NaN),
+          p.fastify ? (p.engram / p.fastify).toFixed(3) : '—',
+        ]),
+      },
+    ],
+    data: { mix, saturation, ceilings, sweep, open, floors, dataset: data.describe },
+  };
+}
