@@ -176,6 +176,8 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     xLabel: 'concurrent users (connections)',
     yLabel: 'requests/s',
     xScale: 'log',
+    // Engram sits an order of magnitude under the bare servers: a log axis shows both shapes.
+    yScale: 'log',
     series: [
       { name: 'Engram', points: sweep.map((p) => ({ x: p.users, y: p.engram })) },
       {

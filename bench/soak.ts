@@ -55,7 +55,7 @@ export function slope(points: Array<{ x: number; y: number }>): number {
 }
 
 export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
-  const mix = mixOptions(opts, { users: 10_000, memories: 1_000_000 });
+  const mix = mixOptions(opts, { users: 10_000, memories: 1_000_000, indexMiB: undefined });
   const lengthSec = Number(opts.extra?.length ?? 600);
   if (!Number.isFinite(lengthSec) || lengthSec < WINDOW_SEC * 2) {
     throw new RangeError(`--length must be ≥ ${WINDOW_SEC * 2}`);

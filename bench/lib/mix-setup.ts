@@ -22,6 +22,8 @@ export const MIX_OPTIONS: Record<string, string> = {
   'max-per-user':
     'N  most memories of one user (default 10000; above ENGRAM_SEARCH_INDEX_MAX_MEMORIES, 20000, a user is searched through the store full-text index)',
   store: 'sqlite|postgres  store (postgres also uses the Redis at REDIS_URL; default sqlite)',
+  'index-mib':
+    'N   ENGRAM_SEARCH_INDEX_MAX_BYTES of the server in MiB (mix, stress: 512, to hold the active users; soak: the default 128)',
 };
 
 /** The parsed options. */
@@ -31,6 +33,8 @@ export interface MixOptions {
   vus: number;
   sockets: number;
   maxPerUser: number;
+  /** The server's search index budget in MiB; undefined: the server's default. */
+  indexMiB: number | undefined;
   store: StoreKind;
 }
 
@@ -52,6 +56,12 @@ export function mixOptions(opts: ScenarioOptions, defaults: Partial<MixOptions> 
     vus: count(x.vus, defaults.vus ?? 1_000, 'vus'),
     sockets: count(x.sockets, defaults.sockets ?? 64, 'sockets'),
     maxPerUser: count(x['max-per-user'], defaults.maxPerUser ?? 10_000, 'max-per-user'),
+    indexMiB:
+      x['index-mib'] !== undefined
+        ? count(x['index-mib'], 0, 'index-mib')
+        : 'indexMiB' in defaults
+          ? defaults.indexMiB
+          : 512,
     store,
   };
 }
@@ -75,7 +85,7 @@ const prepared = new Map<string, Promise<MixData>>();
  * stress` seeds once); fails (loudly) when the store asked for is not reachable.
  */
 export function prepareMix(mix: MixOptions, label: string): Promise<MixData> {
-  const key = JSON.stringify([mix.store, mix.users, mix.memories, mix.maxPerUser]);
+  const key = JSON.stringify([mix.store, mix.users, mix.memories, mix.maxPerUser, mix.indexMiB]);
   let data = prepared.get(key);
   if (!data) {
     data = seedMix(mix, label);
@@ -86,6 +96,9 @@ export function prepareMix(mix: MixOptions, label: string): Promise<MixData> {
 
 async function seedMix(mix: MixOptions, label: string): Promise<MixData> {
   const env: Record<string, string> = {};
+  if (mix.indexMiB !== undefined) {
+    env.ENGRAM_SEARCH_INDEX_MAX_BYTES = String(mix.indexMiB * 2 ** 20);
+  }
   if (mix.store === 'postgres') {
     const problem = await probePostgres();
     if (problem !== null) throw new Error(`--store postgres: PostgreSQL not reachable: ${problem}`);
@@ -109,7 +122,7 @@ async function seedMix(mix: MixOptions, label: string): Promise<MixData> {
     text,
     seeded,
     env,
-    describe: `${dataset.total.toLocaleString('en-US')} memories of ${mix.users.toLocaleString('en-US')} users, sizes Zipf(1.0) capped at ${mix.maxPerUser.toLocaleString('en-US')} (biggest ${biggest.toLocaleString('en-US')}, median ${middle.toLocaleString('en-US')}), the same law for which users are busiest; texts: ${text.origin === 'locomo' ? `LoCoMo's ${text.size.toLocaleString('en-US')} dialog turns as memories and messages, its questions as queries (read from ../shared/datasets/locomo10-dev)` : 'synthetic Zipf-vocabulary text (LoCoMo not found at ../shared/datasets/locomo10-dev)'}; seeded through POST /v1/memories/batch in ${mix.store === 'sqlite' ? 'SQLite' : `PostgreSQL${env.REDIS_URL ? ' + Redis' : ''}`} (${seeded.seeding.seconds.toFixed(1)} s), then a fresh server started on the data`,
+    describe: `${dataset.total.toLocaleString('en-US')} memories of ${mix.users.toLocaleString('en-US')} users, sizes Zipf(1.0) capped at ${mix.maxPerUser.toLocaleString('en-US')} (biggest ${biggest.toLocaleString('en-US')}, median ${middle.toLocaleString('en-US')}), the same law for which users are busiest; texts: ${text.origin === 'locomo' ? `LoCoMo's ${text.size.toLocaleString('en-US')} dialog turns as memories and messages, its questions as queries (read from ../shared/datasets/locomo10-dev)` : 'synthetic Zipf-vocabulary text (LoCoMo not found at ../shared/datasets/locomo10-dev)'}; seeded through POST /v1/memories/batch in ${mix.store === 'sqlite' ? 'SQLite' : `PostgreSQL${env.REDIS_URL ? ' + Redis' : ''}`} (${seeded.seeding.seconds.toFixed(1)} s), then a fresh server started on the data; server settings: defaults${mix.indexMiB === undefined ? '' : `, but search indexes ${mix.indexMiB} MiB (ENGRAM_SEARCH_INDEX_MAX_BYTES; the default 128 MiB holds about a third of this data set's indexes)`}`,
   };
 }
 

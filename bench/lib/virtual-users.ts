@@ -36,13 +36,19 @@ export const ACTION_SHARES = {
 
 type Action = keyof typeof ACTION_SHARES;
 
+/** Upper bounds of the actions' shares of [0, 1), in whole millionths (no float drift). */
+const ACTION_BOUNDS = (() => {
+  let acc = 0;
+  return (Object.entries(ACTION_SHARES) as Array<[Action, number]>).map(([action, share]) => {
+    acc += Math.round(share * 1e6);
+    return [action, acc] as const;
+  });
+})();
+
 /** The action whose share of [0, 1) holds `r`. */
 export function actionOf(r: number): Action {
-  let acc = 0;
-  for (const [action, share] of Object.entries(ACTION_SHARES) as Array<[Action, number]>) {
-    acc += share;
-    if (r < acc) return action;
-  }
+  const at = r * 1e6;
+  for (const [action, bound] of ACTION_BOUNDS) if (at < bound) return action;
   return 'end';
 }
 
@@ -419,9 +425,8 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
   await Promise.race([
     Promise.all(Array.from({ length: spec.vus }, (_, v) => user(v))),
     // Whatever is still in flight after the last due time gets `timeoutMs` to finish.
-    (async () => {
-      await sleep(Math.max(0, endMs - performance.now()) + timeoutMs + 1_000);
-    })(),
+    // Unref'd: it must not keep the process alive once the run is over.
+    sleep(Math.max(0, endMs - performance.now()) + timeoutMs + 1_000, undefined, { ref: false }),
   ]);
   stopped = true;
   clearTimeout(windowKick);

@@ -13,7 +13,14 @@ export interface IndexCacheCounters {
   drops: number;
   /** Writes made during a build, replayed onto the index it built. */
   replayed: number;
+  /** Builds refused by admission (the index would push out those of busier users). */
+  refused: number;
 }
+
+/** Wants counted between two halvings of every count (so that old popularity fades). */
+const AGING_EVERY = 10_000;
+/** Estimated bytes per memory before any index was built (then the held indexes' average). */
+const DEFAULT_BYTES_PER_MEMORY = 2_000;
 
 /**
  * The per-user search indexes held in process: an LRU bounded by their estimated bytes, each
@@ -27,16 +34,65 @@ export class IndexCache {
     updates: 0,
     drops: 0,
     replayed: 0,
+    refused: 0,
   };
   readonly #lru: LRUCache<string, UserIndex> | null;
   // Users with more memories than an index may hold, by the version that was counted.
   readonly #large = new LRUCache<string, number>({ max: 100_000 });
+  // How often each user's index was wanted lately (searches, session starts): the admission's
+  // frequencies, halved every AGING_EVERY wants.
+  #wanted = new Map<string, number>();
+  #wants = 0;
 
   constructor(maxBytes: number) {
     this.#lru =
       maxBytes > 0
         ? new LRUCache({ maxSize: maxBytes, sizeCalculation: (i) => Math.max(1, i.bytes) })
         : null;
+  }
+
+  /** Notes that a search or a session start of `scope` wanted its index. */
+  want(scope: string): void {
+    this.#wanted.set(scope, (this.#wanted.get(scope) ?? 0) + 1);
+    if (++this.#wants < AGING_EVERY) return;
+    this.#wants = 0;
+    const aged = new Map<string, number>();
+    for (const [key, n] of this.#wanted) if (n > 1) aged.set(key, n >> 1);
+    this.#wanted = aged;
+  }
+
+  /** Estimated bytes of an index of `memories` memories (the held indexes' average per memory). */
+  estimate(memories: number): number {
+    let bytes = 0;
+    let docs = 0;
+    for (const index of this.#lru?.values() ?? []) {
+      bytes += index.bytes;
+      docs += index.docCount;
+    }
+    return memories * (docs > 0 ? bytes / docs : DEFAULT_BYTES_PER_MEMORY);
+  }
+
+  /**
+   * Whether an index of about `bytes` for `scope` should be built and held: when it fits in the
+   * free space, or when its user was wanted more often lately than every user whose index it
+   * would push out (frequency-based admission, as in TinyLFU). A plain LRU let a crowd of
+   * rarely seen users evict the busiest users' indexes, which were then rebuilt all the time.
+   */
+  admits(scope: string, bytes: number): boolean {
+    if (!this.#lru) return true;
+    if (bytes > this.#lru.maxSize) return false;
+    let free = this.#lru.maxSize - this.#lru.calculatedSize;
+    if (bytes <= free) return true;
+    const wanted = this.#wanted.get(scope) ?? 0;
+    // Least recently used first: the ones the LRU would evict.
+    for (const key of this.#lru.rkeys()) {
+      if (key === scope) continue;
+      if ((this.#wanted.get(key) ?? 0) >= wanted) break;
+      free += Math.max(1, this.#lru.peek(key)?.bytes ?? 0);
+      if (bytes <= free) return true;
+    }
+    this.counters.refused++;
+    return false;
   }
 
   /** The index of `scope` if it reflects `version`. */

@@ -181,6 +181,8 @@ export class SearchService {
   /** The user's index when it is held at their current version, without waiting; else undefined. */
   peekIndex(tenant: string, userId: string): UserIndex | undefined {
     const scope = userScope(tenant, userId);
+    // Every search and session start looks here first: the admission's count of wants.
+    this.#indexes.want(scope);
     const version = this.#cache.peekVersion(scope);
     return version === undefined ? undefined : this.#indexes.get(scope, version);
   }
@@ -222,19 +224,21 @@ export class SearchService {
   ): Promise<UserIndex | null> {
     const log: LoggedWrite[] = [];
     this.#duringBuild.set(scope, log);
-    let index: UserIndex | null;
+    let built: UserIndex | 'large' | 'refused';
     try {
       // The version is read before the store: a write landing during the build is in the log.
-      index = await this.#build(tenant, userId, version ?? -1);
+      built = await this.#build(tenant, userId, scope, version ?? -1);
     } finally {
       this.#duringBuild.delete(scope);
     }
-    // An unknown version (Redis unreachable, trust expired) is never cached: rebuilt per use.
-    if (version === null) return index;
-    if (index === null) {
-      this.#indexes.markLarge(scope, version);
+    if (built === 'refused') return null;
+    if (built === 'large') {
+      if (version !== null) this.#indexes.markLarge(scope, version);
       return null;
     }
+    const index = built;
+    // An unknown version (Redis unreachable, trust expired) is never cached: rebuilt per use.
+    if (version === null) return index;
     log.sort((a, b) => (a.bump?.version ?? 0) - (b.bump?.version ?? 0));
     for (const { rows, bump } of log) {
       if (!bump) break;
@@ -249,10 +253,20 @@ export class SearchService {
     return index;
   }
 
-  async #build(tenant: string, userId: string, version: number): Promise<UserIndex | null> {
+  /**
+   * The user's index built from the store; `large` past the index limit, `refused` when the
+   * index cache would not hold it (the search then goes to the store's full-text index).
+   */
+  async #build(
+    tenant: string,
+    userId: string,
+    scope: string,
+    version: number,
+  ): Promise<UserIndex | 'large' | 'refused'> {
     const now = this.#clock.now();
     const count = await this.#store.countLiveMemories(tenant, userId, now);
-    if (count > this.#options.indexMaxMemories) return null;
+    if (count > this.#options.indexMaxMemories) return 'large';
+    if (!this.#indexes.admits(scope, this.#indexes.estimate(count))) return 'refused';
     const index = new UserIndex(version);
     let after: string | null = null;
     for (;;) {

@@ -36,6 +36,7 @@ const CacheStats = Type.Object({
     updates: Counter,
     drops: Counter,
     replayed: Counter,
+    refused: Counter,
     pendingAccesses: Counter,
     embedFailures: Counter,
   }),
