@@ -39,6 +39,7 @@ const ALL = [
   'test/unit/search-tokenizer.test.ts',
   'test/unit/search-signals.test.ts',
   'test/unit/search-index.test.ts',
+  'test/unit/index-cache.test.ts',
   'test/unit/timeout-model.test.ts',
   'test/unit/timeout-simulation.test.ts',
   'test/unit/bench-compare.test.ts',

@@ -1,0 +1,85 @@
+/**
+ * IndexCache: the byte-bounded cache of per-user search indexes, its frequency-based admission
+ * (a rarely wanted user's index never pushes out a busier user's) and its size estimate.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { IndexCache } from '../../src/search/index-cache.ts';
+import { UserIndex } from '../../src/search/user-index.ts';
+import { memoryRow } from '../helpers/rows.ts';
+
+/** An index of `n` memories of one user, at version 1. */
+function indexOf(user: string, n: number): UserIndex {
+  const index = new UserIndex(1);
+  for (let i = 0; i < n; i++) {
+    index.upsert(memoryRow({ id: `${user}-${i}`, userId: user, content: `note ${i} of ${user}` }));
+  }
+  return index;
+}
+
+describe('IndexCache: admission', () => {
+  const one = indexOf('a', 20);
+  // Room for two indexes of this size, not three.
+  const budget = Math.floor(one.bytes * 2.5);
+
+  it('admits whatever fits in the free space', () => {
+    const cache = new IndexCache(budget);
+    assert.equal(cache.admits('u:a', one.bytes), true);
+    cache.set('u:a', one);
+    assert.equal(cache.admits('u:b', one.bytes), true);
+    assert.equal(cache.counters.refused, 0);
+  });
+
+  it('refuses an index that would push out a busier user, admits a busier one', () => {
+    const cache = new IndexCache(budget);
+    cache.set('u:a', indexOf('a', 20));
+    cache.set('u:b', indexOf('b', 20));
+    for (let i = 0; i < 5; i++) cache.want('u:a');
+    for (let i = 0; i < 5; i++) cache.want('u:b');
+    // Wanted once: both held indexes are wanted more.
+    cache.want('u:c');
+    assert.equal(cache.admits('u:c', one.bytes), false);
+    assert.equal(cache.counters.refused, 1);
+    // Wanted more than the least recently used one (a): admitted in its place.
+    for (let i = 0; i < 9; i++) cache.want('u:c');
+    assert.equal(cache.admits('u:c', one.bytes), true);
+    cache.set('u:c', indexOf('c', 20));
+    assert.equal(cache.get('u:a', 1), undefined);
+    assert.ok(cache.get('u:b', 1));
+    assert.ok(cache.get('u:c', 1));
+  });
+
+  it('never admits an index larger than the whole budget', () => {
+    const cache = new IndexCache(budget);
+    for (let i = 0; i < 100; i++) cache.want('u:big');
+    assert.equal(cache.admits('u:big', budget + 1), false);
+  });
+
+  it('lets old popularity fade: counts halve every 10,000 wants', () => {
+    const cache = new IndexCache(budget);
+    cache.set('u:a', indexOf('a', 20));
+    cache.set('u:b', indexOf('b', 20));
+    for (let i = 0; i < 8; i++) cache.want('u:a');
+    for (let i = 0; i < 8; i++) cache.want('u:b');
+    // 10,000 wants of other users (each once): a and b fall from 8 to 4, the others to 0.
+    for (let i = 0; i < 10_000 - 16; i++) cache.want(`u:other${i}`);
+    for (let i = 0; i < 5; i++) cache.want('u:c');
+    assert.equal(cache.admits('u:c', one.bytes), true);
+  });
+
+  it('admits everything when there is no budget (indexes are built per use)', () => {
+    const cache = new IndexCache(0);
+    assert.equal(cache.admits('u:a', 10 ** 9), true);
+  });
+});
+
+describe('IndexCache: estimate', () => {
+  it('uses the held indexes’ bytes per memory', () => {
+    const cache = new IndexCache(10 ** 9);
+    assert.equal(cache.estimate(10), 20_000); // before any index: 2,000 B per memory
+    const index = indexOf('a', 40);
+    cache.set('u:a', index);
+    assert.equal(Math.round(cache.estimate(40)), index.bytes);
+    assert.equal(Math.round(cache.estimate(80)), index.bytes * 2);
+  });
+});
