@@ -46,11 +46,11 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   const sweep: Array<{ users: number; engram: number; fastify?: number; nodeHttp?: number }> = [];
   const open: Array<{ share: number; rate: number; runs: MixResult[] }> = [];
   try {
-    process.stderr.write(`mix: saturation (closed loop, ${mix.sockets} users)…\n`);
-    saturation = await closedLoop(server.base, server.key, data, mix.sockets, o);
+    process.stderr.write(`mix: saturation (closed loop, ${mix.vus} users)…\n`);
+    saturation = await closedLoop(server.base, server.key, data, mix.vus, mix.sockets, o);
     process.stderr.write(`mix: saturation ${fmt(saturation.rate)} req/s\n`);
     for (const users of SWEEP) {
-      const r = await closedLoop(server.base, server.key, data, users, o, 1);
+      const r = await closedLoop(server.base, server.key, data, users, users, o, 1);
       sweep.push({ users, engram: r.rate });
       process.stderr.write(`mix: ${users} users closed loop: ${fmt(r.rate)} req/s\n`);
     }
@@ -82,7 +82,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   } finally {
     await server.stop();
   }
-  const ceilings = await mixCeilings(data, mix.sockets, saturation.meanBytes, o);
+  const ceilings = await mixCeilings(data, mix.vus, mix.sockets, saturation.meanBytes, o);
   // The generator's own floor: the same open loop against the bare Fastify ceiling.
   const floors: MixResult[] = [];
   {
@@ -112,7 +112,15 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     for (const kind of ['fastify', 'node:http'] as const) {
       const ceiling = await startCeiling({ '*': Math.round(saturation.meanBytes) }, kind);
       try {
-        const r = await closedLoop(ceiling.base, 'ceiling', data, point.users, ceilingWarmup(o), 1);
+        const r = await closedLoop(
+          ceiling.base,
+          'ceiling',
+          data,
+          point.users,
+          point.users,
+          ceilingWarmup(o),
+          1,
+        );
         if (kind === 'fastify') point.fastify = r.rate;
         else point.nodeHttp = r.rate;
       } finally {
@@ -236,7 +244,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     notes: [
       `Data: ${data.describe}.`,
       mixDescription(mix.vus, mix.sockets),
-      `Saturation: the same mix as a closed loop (no think or idle time) of ${mix.sockets} users on ${mix.sockets} connections; medians of ${opts.runs} runs of ${opts.durationSec} s, each after ${warmupSec} s unrecorded (the users are mid-session when recording starts). The ceilings answer every path with the mix's mean answer (${fmt(saturation.meanBytes)} B), driven by the same generator and users.`,
+      `Saturation: the same mix as a closed loop (no think or idle time) of the same ${fmt(mix.vus)} users on ${mix.sockets} connections; medians of ${opts.runs} runs of ${opts.durationSec} s, each after ${warmupSec} s unrecorded (the users are mid-session when recording starts). The ceilings answer every path with the mix's mean answer (${fmt(saturation.meanBytes)} B), driven by the same generator and users.`,
       'Generator (this process, node:http client) and server share the 2 cores: compare ratios, not absolute req/s, across machines.',
       `Plots: [throughput against concurrency](${throughputSvg.slice(PLOT_DIR.length + 1)}), [latency against offered load](${latencySvg.slice(PLOT_DIR.length + 1)}).`,
     ],

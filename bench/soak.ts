@@ -78,6 +78,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         server.base,
         server.key,
         data,
+        mix.vus,
         mix.sockets,
         { ...opts, warmupSec },
         1,
@@ -184,7 +185,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       mixDescription(mix.vus, mix.sockets),
       measuredSaturation === null
         ? `Rate given with --rate.`
-        : `Rate: half the saturation measured first (closed loop, ${mix.sockets} users, ${opts.durationSec} s: ${fmt(measuredSaturation)} req/s).`,
+        : `Rate: half the saturation measured first (closed loop, the same ${fmt(mix.vus)} users on ${mix.sockets} connections, ${opts.durationSec} s: ${fmt(measuredSaturation)} req/s).`,
       `RSS from /proc/<pid>/status (VmRSS) of the server at the end of every ${WINDOW_SEC}-s window; the server runs with the default settings (L1 cache ${fmt(64)} MiB, search indexes ${fmt(128)} MiB).`,
       `Plots: [RSS](${rel(rssChart)}), [latency](${rel(latencyChart)}).`,
     ],

@@ -76,7 +76,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   const steps: Step[] = [];
   let saturation: Awaited<ReturnType<typeof closedLoop>>;
   try {
-    saturation = await closedLoop(server.base, server.key, data, mix.sockets, o);
+    saturation = await closedLoop(server.base, server.key, data, mix.vus, mix.sockets, o);
     process.stderr.write(`stress: saturation (closed loop) ${fmt(saturation.rate)} req/s\n`);
     let past = 0;
     for (let i = 0; i < MAX_STEPS && past < STEPS_PAST_BREAK; i++) {
@@ -113,7 +113,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   } finally {
     await server.stop();
   }
-  const ceilings = await mixCeilings(data, mix.sockets, saturation.meanBytes, o);
+  const ceilings = await mixCeilings(data, mix.vus, mix.sockets, saturation.meanBytes, o);
   const fastify = ceilings.fastify.rate;
   const firstBroken = steps.findIndex((s) => s.broken);
   const held = (firstBroken === -1 ? steps : steps.slice(0, firstBroken)).at(-1);
@@ -168,7 +168,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         ofFastify >= TARGET_OF_FASTIFY ? 'met' : '**not met**',
       ],
       [
-        `saturation (closed loop, ${mix.sockets} users)`,
+        `saturation (closed loop, ${fmt(mix.vus)} users)`,
         fmt(saturation.rate),
         (saturation.rate / ceilings['node:http'].rate).toFixed(3),
         (saturation.rate / fastify).toFixed(3),

@@ -133,12 +133,17 @@ export interface Saturation {
   runs: MixResult[];
 }
 
-/** Closed-loop mix runs against `base`, `runs` times, each after its own `warmupSec`. */
+/**
+ * Closed-loop mix runs of `users` users on `sockets` connections against `base`, `runs` times,
+ * each after its own `warmupSec`. The saturation uses the open loop's users and connections:
+ * the same users touch the same share of the data set (indexes, caches) as the open loop does.
+ */
 export async function closedLoop(
   base: string,
   key: string,
   data: MixData,
   users: number,
+  sockets: number,
   opts: ScenarioOptions,
   runs = opts.runs,
 ): Promise<Saturation> {
@@ -148,7 +153,7 @@ export async function closedLoop(
     dataset: data.dataset,
     text: data.text,
     vus: users,
-    sockets: users,
+    sockets,
     rate: 0,
   };
   const results: MixResult[] = [];
@@ -184,6 +189,7 @@ export type Ceilings = Record<CeilingKind, Saturation>;
 export async function mixCeilings(
   data: MixData,
   users: number,
+  sockets: number,
   bytes: number,
   opts: ScenarioOptions,
 ): Promise<Ceilings> {
@@ -191,7 +197,14 @@ export async function mixCeilings(
   for (const kind of ['node:http', 'fastify'] as const) {
     const ceiling = await startCeiling({ '*': Math.round(bytes) }, kind);
     try {
-      out[kind] = await closedLoop(ceiling.base, 'ceiling', data, users, ceilingWarmup(opts));
+      out[kind] = await closedLoop(
+        ceiling.base,
+        'ceiling',
+        data,
+        users,
+        sockets,
+        ceilingWarmup(opts),
+      );
     } finally {
       await ceiling.stop();
     }
