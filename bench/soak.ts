@@ -55,7 +55,14 @@ export function slope(points: Array<{ x: number; y: number }>): number {
 }
 
 export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
-  const mix = mixOptions(opts, { users: 10_000, memories: 1_000_000, indexMiB: undefined });
+  // 1,000,000 memories over 20,000 users, at most 2,000 each: the default index budget holds a
+  // small part of the busy users' indexes, the rest is searched through the store.
+  const mix = mixOptions(opts, {
+    users: 20_000,
+    memories: 1_000_000,
+    maxPerUser: 2_000,
+    indexMiB: undefined,
+  });
   const lengthSec = Number(opts.extra?.length ?? 600);
   if (!Number.isFinite(lengthSec) || lengthSec < WINDOW_SEC * 2) {
     throw new RangeError(`--length must be ≥ ${WINDOW_SEC * 2}`);
@@ -84,6 +91,13 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         1,
       );
       measuredSaturation = sat.rate;
+      // A server that answered nothing has no saturation to take half of (rate 0 would close
+      // the loop): say so instead of soaking nothing.
+      if (!(sat.rate >= 1)) {
+        throw new Error(
+          `soak: the saturation run answered ${sat.runs[0]?.completed ?? 0} requests (errors ${sat.runs[0]?.errors ?? 0}): nothing to soak at`,
+        );
+      }
       rate = sat.rate / 2;
     }
     process.stderr.write(`soak: ${fmt(rate)} req/s for ${lengthSec} s\n`);
