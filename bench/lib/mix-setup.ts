@@ -15,12 +15,12 @@ import { ACTION_SHARES, type MixResult, runMix } from './virtual-users.ts';
 
 /** Options of the end-to-end scenarios, with their help text. */
 export const MIX_OPTIONS: Record<string, string> = {
-  users: 'N        users of the data set (default 2000)',
-  memories: 'N     memories in all, Zipf over users (default 200000)',
+  users: 'N        users of the data set (default 2000; soak 20000)',
+  memories: 'N     memories in all, Zipf over users (default 200000; soak 1000000)',
   vus: 'N          concurrent virtual users of the open-loop runs (default 1000)',
   sockets: 'N      client connections (the application pool; default 64)',
   'max-per-user':
-    'N  most memories of one user (default 10000; above ENGRAM_SEARCH_INDEX_MAX_MEMORIES, 20000, a user is searched through the store full-text index)',
+    'N  most memories of one user (default 10000; soak 2000; above ENGRAM_SEARCH_INDEX_MAX_MEMORIES, 20000, a user is searched through the store full-text index)',
   store: 'sqlite|postgres  store (postgres also uses the Redis at REDIS_URL; default sqlite)',
   'index-mib':
     'N   ENGRAM_SEARCH_INDEX_MAX_BYTES of the server in MiB (mix, stress: 512, to hold the active users; soak: the default 128)',
