@@ -127,7 +127,12 @@ export interface MixResult {
   reads: Percentiles;
   writes: Percentiles;
   ops: Record<Op, Percentiles & { errors: number; non2xx: number }>;
-  sessions: { started: number; ended: number; idles: number };
+  /**
+   * Sessions started, ended and idle pauses; `expired`: appends or ends answered 409 (the
+   * session's idle timeout had ended it; searches and reads are not session activity), after
+   * which the user starts a new session, as a client does. Those 409s are not in `non2xx`.
+   */
+  sessions: { started: number; ended: number; idles: number; expired: number };
   /**
    * Where searches and session starts were answered from, by the `desc` of their Server-Timing
    * (`search:hit`, `search:built`, `start:index`, `start:store`…).
@@ -225,7 +230,7 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
   let completed = 0;
   let inFlight = 0;
   let stopped = false;
-  const sessions = { started: 0, ended: 0, idles: 0 };
+  const sessions = { started: 0, ended: 0, idles: 0, expired: 0 };
   const sources: Record<string, number> = {};
   const windowSec = spec.windowSec ?? 10;
   let windowSamples = new Samples();
@@ -294,7 +299,9 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
               s.add(ms);
               windowSamples.add(ms);
               statusCodes[status] = (statusCodes[status] ?? 0) + 1;
-              if (status < 200 || status > 299) {
+              if (status === 409 && (op === 'append' || op === 'end')) {
+                sessions.expired++;
+              } else if (status < 200 || status > 299) {
                 s.non2xx++;
                 windowNon2xx++;
               }
@@ -385,7 +392,7 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
             due,
           );
         } else if (action === 'append') {
-          await send(
+          const res = await send(
             'append',
             'POST',
             `/v1/sessions/${session.id}/messages`,
@@ -396,6 +403,7 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
             },
             due,
           );
+          if (res?.status === 409) session = null;
         } else if (action === 'read') {
           const ids = session.memoryIds;
           const path =
