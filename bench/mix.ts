@@ -19,6 +19,7 @@ import {
   mixOptions,
   mixWarmup,
   ms,
+  openMix,
   PLOT_DIR,
   prepareMix,
   type Saturation,
@@ -26,7 +27,7 @@ import {
 } from './lib/mix-setup.ts';
 import { writeChart } from './lib/plot.ts';
 import type { ScenarioOptions, ScenarioResult } from './lib/report.ts';
-import { type MixResult, OPS, runMix } from './lib/virtual-users.ts';
+import { type MixResult, OPS } from './lib/virtual-users.ts';
 
 /** Shares of the measured saturation offered by the open-loop runs. */
 const LOADS = [0.25, 0.5, 0.75];
@@ -59,14 +60,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       const runs: MixResult[] = [];
       for (let i = 0; i < opts.runs; i++) {
         runs.push(
-          await runMix({
-            base: server.base,
-            key: server.key,
-            dataset: data.dataset,
-            text: data.text,
-            vus: mix.vus,
-            sockets: mix.sockets,
-            rate,
+          await openMix(server.base, server.key, data, mix, rate, {
             durationSec: opts.durationSec,
             warmupSec,
             seed: 100 + i,
@@ -90,14 +84,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     try {
       for (const { rate } of open) {
         floors.push(
-          await runMix({
-            base: ceiling.base,
-            key: 'ceiling',
-            dataset: data.dataset,
-            text: data.text,
-            vus: mix.vus,
-            sockets: mix.sockets,
-            rate,
+          await openMix(ceiling.base, 'ceiling', data, mix, rate, {
             durationSec: opts.durationSec,
             warmupSec: ceilingWarmup(o).warmupSec,
             seed: 100,

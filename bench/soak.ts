@@ -13,6 +13,7 @@ import {
   mixOptions,
   mixWarmup,
   ms,
+  openMix,
   PLOT_DIR,
   prepareMix,
   startMixServer,
@@ -20,7 +21,7 @@ import {
 import { writeChart } from './lib/plot.ts';
 import type { ScenarioOptions, ScenarioResult } from './lib/report.ts';
 import { processRssMiB } from './lib/rss.ts';
-import { runMix, type WindowFigures } from './lib/virtual-users.ts';
+import type { runMix, WindowFigures } from './lib/virtual-users.ts';
 
 /** RSS target after a 10-minute soak with 1,000,000 memories (issue 6). */
 export const TARGET_RSS_MIB = 256;
@@ -103,14 +104,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     process.stderr.write(`soak: ${fmt(rate)} req/s for ${lengthSec} s\n`);
     let cpuBefore = processCpuMs(server.pid);
     let at = performance.now();
-    result = await runMix({
-      base: server.base,
-      key: server.key,
-      dataset: data.dataset,
-      text: data.text,
-      vus: mix.vus,
-      sockets: mix.sockets,
-      rate,
+    result = await openMix(server.base, server.key, data, mix, rate, {
       durationSec: lengthSec,
       warmupSec,
       windowSec: WINDOW_SEC,

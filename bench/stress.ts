@@ -16,6 +16,7 @@ import {
   mixOptions,
   mixWarmup,
   ms,
+  openMix,
   PLOT_DIR,
   prepareMix,
   startMixServer,
@@ -23,7 +24,7 @@ import {
 import { writeChart } from './lib/plot.ts';
 import type { ScenarioOptions, ScenarioResult } from './lib/report.ts';
 import { processRssMiB } from './lib/rss.ts';
-import { type MixResult, runMix } from './lib/virtual-users.ts';
+import type { MixResult } from './lib/virtual-users.ts';
 
 /** p99 beyond which a step is past the breaking point. */
 export const BREAK_P99_MS = 100;
@@ -83,14 +84,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       const rate = saturation.rate * from * factor ** i;
       const cpu0 = processCpuMs(server.pid);
       const t0 = performance.now();
-      const result = await runMix({
-        base: server.base,
-        key: server.key,
-        dataset: data.dataset,
-        text: data.text,
-        vus: mix.vus,
-        sockets: mix.sockets,
-        rate,
+      const result = await openMix(server.base, server.key, data, mix, rate, {
         durationSec: opts.durationSec,
         warmupSec,
         seed: 200 + i,

@@ -11,7 +11,7 @@ import { probeRedis, SHARED_REDIS_URL } from './redis.ts';
 import type { ScenarioOptions } from './report.ts';
 import { type SeededData, seedData } from './seeded-engram.ts';
 import { type EngramServer, REPO_ROOT, type StoreKind } from './server-process.ts';
-import { ACTION_SHARES, type MixResult, runMix } from './virtual-users.ts';
+import { ACTION_SHARES, type MixResult, type MixSpec, runMix } from './virtual-users.ts';
 
 /** Options of the end-to-end scenarios, with their help text. */
 export const MIX_OPTIONS: Record<string, string> = {
@@ -124,6 +124,27 @@ async function seedMix(mix: MixOptions, label: string): Promise<MixData> {
     env,
     describe: `${dataset.total.toLocaleString('en-US')} memories of ${mix.users.toLocaleString('en-US')} users, sizes Zipf(1.0) capped at ${mix.maxPerUser.toLocaleString('en-US')} (biggest ${biggest.toLocaleString('en-US')}, median ${middle.toLocaleString('en-US')}), the same law for which users are busiest; texts: ${text.origin === 'locomo' ? `LoCoMo's ${text.size.toLocaleString('en-US')} dialog turns as memories and messages, its questions as queries (read from ../shared/datasets/locomo10-dev)` : 'synthetic Zipf-vocabulary text (LoCoMo not found at ../shared/datasets/locomo10-dev)'}; seeded through POST /v1/memories/batch in ${mix.store === 'sqlite' ? 'SQLite' : `PostgreSQL${env.REDIS_URL ? ' + Redis' : ''}`} (${seeded.seeding.seconds.toFixed(1)} s), then a fresh server started on the data; server settings: defaults${mix.indexMiB === undefined ? '' : `, but search indexes ${mix.indexMiB} MiB (ENGRAM_SEARCH_INDEX_MAX_BYTES; the default 128 MiB holds about a third of this data set's indexes)`}`,
   };
+}
+
+/** An open-loop run of the mix's users and connections against `base` at `rate` requests/s. */
+export function openMix(
+  base: string,
+  key: string,
+  data: MixData,
+  mix: MixOptions,
+  rate: number,
+  run: Pick<MixSpec, 'durationSec' | 'warmupSec' | 'seed'> & Partial<MixSpec>,
+): Promise<MixResult> {
+  return runMix({
+    base,
+    key,
+    dataset: data.dataset,
+    text: data.text,
+    vus: mix.vus,
+    sockets: mix.sockets,
+    rate,
+    ...run,
+  });
 }
 
 /** The mix's saturation: closed-loop runs (no think time) of `sockets` users; medians. */
