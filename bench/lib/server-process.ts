@@ -123,10 +123,13 @@ export interface EngramDataOptions {
  * (`CPU.<date>.<time>.<pid>.0.*.cpuprofile`; open it in Chrome DevTools or speedscope).
  */
 export function profileFlags(): string[] {
+  // BENCH_NODE_FLAGS: more Node flags for every server child (e.g. `--trace-gc`, which
+  // NODE_OPTIONS refuses), split on spaces.
+  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
   const dir = process.env.BENCH_CPU_PROF;
-  if (!dir) return [];
+  if (!dir) return extra;
   mkdirSync(dir, { recursive: true });
-  return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...extra];
 }
 
 /**
