@@ -43,6 +43,8 @@ export class IndexCache {
   // frequencies, halved every AGING_EVERY wants.
   #wanted = new Map<string, number>();
   #wants = 0;
+  // Bytes per memory of the indexes built lately (a moving average), for estimates.
+  #bytesPerMemory = DEFAULT_BYTES_PER_MEMORY;
 
   constructor(maxBytes: number) {
     this.#lru =
@@ -61,15 +63,9 @@ export class IndexCache {
     this.#wanted = aged;
   }
 
-  /** Estimated bytes of an index of `memories` memories (the held indexes' average per memory). */
+  /** Estimated bytes of an index of `memories` memories (recent builds' bytes per memory). */
   estimate(memories: number): number {
-    let bytes = 0;
-    let docs = 0;
-    for (const index of this.#lru?.values() ?? []) {
-      bytes += index.bytes;
-      docs += index.docCount;
-    }
-    return memories * (docs > 0 ? bytes / docs : DEFAULT_BYTES_PER_MEMORY);
+    return memories * this.#bytesPerMemory;
   }
 
   /**
@@ -105,6 +101,11 @@ export class IndexCache {
 
   set(scope: string, index: UserIndex): void {
     this.counters.builds++;
+    if (index.docCount > 0) {
+      // Weighted by size: a big index says more about bytes per memory than a tiny one.
+      const weight = Math.min(1, index.docCount / 1_000);
+      this.#bytesPerMemory += weight * 0.2 * (index.bytes / index.docCount - this.#bytesPerMemory);
+    }
     this.#lru?.set(scope, index);
   }
 

@@ -112,6 +112,7 @@ export class SearchService {
   /** Ranks a user's memories for a query. */
   async search(tenant: string, userId: string, req: SearchRequest): Promise<SearchResult> {
     this.#activity.touch(tenant, userId);
+    this.want(tenant, userId);
     const tokens = tokenize(req.query);
     const terms = [...new Set(tokens.map((t) => t.term))];
     const weights = { ...DEFAULT_WEIGHTS, ...req.weights };
@@ -181,18 +182,26 @@ export class SearchService {
   /** The user's index when it is held at their current version, without waiting; else undefined. */
   peekIndex(tenant: string, userId: string): UserIndex | undefined {
     const scope = userScope(tenant, userId);
-    // Every search and session start looks here first: the admission's count of wants.
-    this.#indexes.want(scope);
     const version = this.#cache.peekVersion(scope);
     return version === undefined ? undefined : this.#indexes.get(scope, version);
   }
 
+  /** Counts a search or session start of the user: the index cache admits the most wanted. */
+  want(tenant: string, userId: string): void {
+    this.#indexes.want(userScope(tenant, userId));
+  }
+
   /**
    * The user's index at their current version (or newer), built when missing, once for
-   * concurrent callers; null when the user has too many memories to hold one, or when the
-   * builds joined stayed behind the version this search must see.
+   * concurrent callers; null when the user has too many memories to hold one (or more than
+   * `maxMemories`: no build then), when the cache refuses it, or when the builds joined stayed
+   * behind the version this search must see.
    */
-  async indexOf(tenant: string, userId: string): Promise<UserIndex | null> {
+  async indexOf(
+    tenant: string,
+    userId: string,
+    maxMemories = Number.POSITIVE_INFINITY,
+  ): Promise<UserIndex | null> {
     const scope = userScope(tenant, userId);
     const version = this.#cache.peekVersion(scope) ?? (await this.#cache.version(scope));
     if (version !== null) {
@@ -202,7 +211,7 @@ export class SearchService {
     }
     for (let attempt = 0; attempt < MAX_BUILD_JOINS; attempt++) {
       const index = await this.#builds.run(scope, () =>
-        this.#buildCaughtUp(tenant, userId, scope, version),
+        this.#buildCaughtUp(tenant, userId, scope, version, maxMemories),
       ).promise;
       // A build that started before this search's version counts only if it caught up to it
       // (read-your-writes); else another build, which may again be one already running.
@@ -221,17 +230,18 @@ export class SearchService {
     userId: string,
     scope: string,
     version: number | null,
+    maxMemories: number,
   ): Promise<UserIndex | null> {
     const log: LoggedWrite[] = [];
     this.#duringBuild.set(scope, log);
-    let built: UserIndex | 'large' | 'refused';
+    let built: UserIndex | 'large' | 'over' | 'refused';
     try {
       // The version is read before the store: a write landing during the build is in the log.
-      built = await this.#build(tenant, userId, scope, version ?? -1);
+      built = await this.#build(tenant, userId, scope, version ?? -1, maxMemories);
     } finally {
       this.#duringBuild.delete(scope);
     }
-    if (built === 'refused') return null;
+    if (built === 'refused' || built === 'over') return null;
     if (built === 'large') {
       if (version !== null) this.#indexes.markLarge(scope, version);
       return null;
@@ -254,18 +264,21 @@ export class SearchService {
   }
 
   /**
-   * The user's index built from the store; `large` past the index limit, `refused` when the
-   * index cache would not hold it (the search then goes to the store's full-text index).
+   * The user's index built from the store; `large` past the index limit, `over` past the
+   * caller's `maxMemories`, `refused` when the index cache would not hold it (the search then
+   * goes to the store's full-text index).
    */
   async #build(
     tenant: string,
     userId: string,
     scope: string,
     version: number,
-  ): Promise<UserIndex | 'large' | 'refused'> {
+    maxMemories: number,
+  ): Promise<UserIndex | 'large' | 'over' | 'refused'> {
     const now = this.#clock.now();
     const count = await this.#store.countLiveMemories(tenant, userId, now);
     if (count > this.#options.indexMaxMemories) return 'large';
+    if (count > maxMemories) return 'over';
     if (!this.#indexes.admits(scope, this.#indexes.estimate(count))) return 'refused';
     const index = new UserIndex(version);
     let after: string | null = null;

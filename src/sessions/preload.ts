@@ -206,16 +206,15 @@ export class Preloader {
     now: number,
   ): Promise<PreloadBundle> {
     const started = performance.now();
+    this.#search.want(tenant, userId);
     const held = this.#search.peekIndex(tenant, userId);
     if (held) {
       const bundle = assemble(fromIndex(held, context, now, this.#halfLifeMs), budgetChars);
       return { ...bundle, source: 'index', ms: performance.now() - started };
     }
-    if (
-      this.#buildMax > 0 &&
-      (await this.#store.countLiveMemories(tenant, userId, now)) <= this.#buildMax
-    ) {
-      const index = await this.#search.indexOf(tenant, userId);
+    if (this.#buildMax > 0) {
+      // Built only when the user has at most buildMax memories (one count, in the build).
+      const index = await this.#search.indexOf(tenant, userId, this.#buildMax);
       if (index) {
         const bundle = assemble(fromIndex(index, context, now, this.#halfLifeMs), budgetChars);
         return { ...bundle, source: 'built', ms: performance.now() - started };

@@ -74,12 +74,18 @@ describe('IndexCache: admission', () => {
 });
 
 describe('IndexCache: estimate', () => {
-  it('uses the held indexes’ bytes per memory', () => {
+  it('follows the bytes per memory of recent builds, big ones weighing most', () => {
     const cache = new IndexCache(10 ** 9);
-    assert.equal(cache.estimate(10), 20_000); // before any index: 2,000 B per memory
-    const index = indexOf('a', 40);
-    cache.set('u:a', index);
-    assert.equal(Math.round(cache.estimate(40)), index.bytes);
-    assert.equal(Math.round(cache.estimate(80)), index.bytes * 2);
+    assert.equal(cache.estimate(10), 20_000); // before any build: 2,000 B per memory
+    const big = indexOf('a', 1_000);
+    const perMemory = big.bytes / big.docCount;
+    // A tiny index barely moves it.
+    cache.set('u:tiny', indexOf('t', 2));
+    assert.ok(Math.abs(cache.estimate(1) - 2_000) < 0.01 * 2_000);
+    // Big builds pull it to their bytes per memory (a fifth of the way each).
+    for (let i = 0; i < 20; i++) cache.set(`u:${i}`, big);
+    const off = Math.abs(cache.estimate(1_000) - big.bytes) / big.bytes;
+    assert.ok(off < 0.02, `estimate ${cache.estimate(1_000)} vs ${big.bytes}`);
+    assert.ok(Math.abs(perMemory - 2_000) > 100, 'the test index must differ from the default');
   });
 });
