@@ -11,7 +11,7 @@ import {
 import { passes, type SearchFilter } from './search-filter.ts';
 import { type Bm25Params, idf, importance, pinned, recency, similarity, usage } from './signals.ts';
 import { TopK } from './top-k.ts';
-import type { Scratch, UserIndex } from './user-index.ts';
+import { entrySlot, entryTf, type Scratch, type UserIndex } from './user-index.ts';
 import { cosine } from './vector.ts';
 
 /** How to rank. */
@@ -154,16 +154,17 @@ function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratc
   const { k1, b } = o.bm25;
   for (const term of terms) {
     const posting = index.postings.get(term);
-    if (!posting || posting.df === 0) continue;
-    const w = idf(posting.df, n) * (k1 + 1);
-    const { slots, tfs } = posting;
-    for (let i = 0; i < slots.length; i++) {
-      const slot = slots[i] as number;
+    const df = posting?.[0] ?? 0;
+    if (!posting || df === 0) continue;
+    const w = idf(df, n) * (k1 + 1);
+    for (let i = 1; i < posting.length; i++) {
+      const entry = posting[i] as number;
+      const slot = entrySlot(entry);
       const length = index.lengths[slot] as number;
       if (length === 0) continue;
       const before = scores[slot] as number;
       if (before === 0) touched.push(slot);
-      const tf = tfs[i] as number;
+      const tf = entryTf(entry);
       // bm25Term, inlined.
       scores[slot] = before + (w * tf) / (tf + k1 * (1 - b + (b * length) / avg));
       counts[slot] = (counts[slot] as number) + 1;
@@ -348,7 +349,7 @@ function explainOne(
   sc: Scratch,
   o: RankOptions,
 ): Explanation {
-  const matched = terms.filter((t) => index.postings.get(t)?.slots.includes(slot));
+  const matched = terms.filter((t) => index.holds(t, slot));
   const bm25 = sc.scores[slot] as number;
   return explanation(
     index.rows[slot] as MemoryRow,

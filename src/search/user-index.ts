@@ -1,13 +1,27 @@
 import type { MemoryRow } from '../memory/memory-types.ts';
 import { termsOf } from './tokenizer.ts';
 
-/** The documents of one term: parallel arrays of slots (ascending) and term frequencies. */
-export interface Posting {
-  slots: number[];
-  tfs: number[];
-  /** Live memories holding the term (emptied slots stay in `slots` until compaction). */
-  df: number;
-}
+/** Bits of a posting entry that hold the term frequency (the rest hold the slot). */
+const TF_BITS = 9;
+/** Term frequencies are counted up to this (BM25 has long saturated by then). */
+const TF_MAX = (1 << TF_BITS) - 1;
+
+/**
+ * The documents of one term, packed into one array of small integers: element 0 is the term's
+ * document frequency (live memories holding it: emptied slots stay until compaction), then an
+ * entry per slot holding it, slots ascending, each `slot << 9 | tf` (read with
+ * {@link entrySlot} and {@link entryTf}). One array per term, not an object and two arrays:
+ * most terms of a user occur once, and the three objects cost six times the packed array.
+ * Slots stay below 2^22 (at most 1,000,000 memories per index, a quarter more slots before
+ * compaction), so an entry stays a 31-bit small integer.
+ */
+export type Posting = number[];
+
+/** The slot of a posting entry. */
+export const entrySlot = (entry: number): number => entry >>> TF_BITS;
+
+/** The term frequency of a posting entry. */
+export const entryTf = (entry: number): number => entry & TF_MAX;
 
 /** Per-slot working arrays of one ranking. */
 export interface Scratch {
@@ -25,18 +39,32 @@ const MAX_REMOVED = 10_000;
 /** Slots freed by removals are compacted away once they are this share of all slots. */
 const COMPACT_SHARE = 0.25;
 
-// Estimates of the heap an index takes, fitted to V8's heap growth with indexes of 5 to 10,000
-// memories (LoCoMo texts): ≈ 3.6 KB per index (maps, sets, arrays), ≈ 420 B per distinct term
-// (its map entry, posting object and two growable arrays), ≈ 63 B per posting entry; the
-// content string counted apart (2 B per character: a string may be two-byte).
+// Estimates of the heap an index takes, fitted (least squares, within 1%) to V8's heap growth
+// with 10 to 10,000 indexes of 5 to 10,000 memories each (LoCoMo texts, rows as `toRow` makes
+// them): ≈ 800 B per index (maps, sets, arrays), ≈ 125 B per distinct term beyond its
+// characters (map entry, packed array), ≈ 12 B per posting entry (with the arrays' growth
+// slack), ≈ 225 B per memory (row, id, slot maps and arrays) beyond its content; strings
+// counted at 2 B per character (they may be two-byte).
 /** Estimated bytes of an empty index. */
-const INDEX_BYTES = 3_600;
+const INDEX_BYTES = 800;
 /** Estimated bytes of a new term's posting, beyond the term's characters. */
-const POSTING_BYTES = 420;
+const POSTING_BYTES = 125;
+/** Estimated bytes of a posting entry. */
+const ENTRY_BYTES = 12;
 
 /** Estimated bytes a memory takes in an index with `distinctTerms` postings entries. */
 function docBytes(row: MemoryRow, distinctTerms: number): number {
-  return 200 + row.content.length * 2 + distinctTerms * 64 + (row.embedding?.byteLength ?? 0);
+  return (
+    225 + row.content.length * 2 + distinctTerms * ENTRY_BYTES + (row.embedding?.byteLength ?? 0)
+  );
+}
+
+/** The distinct terms of a memory with their frequencies, in text order. */
+function termCounts(row: MemoryRow): { counts: Map<string, number>; length: number } {
+  const terms = termsOf(indexedText(row));
+  const counts = new Map<string, number>();
+  for (const t of terms) counts.set(t, (counts.get(t) ?? 0) + 1);
+  return { counts, length: terms.length };
 }
 
 /** The text of a memory as it is indexed: content, tags and kind. */
@@ -60,8 +88,13 @@ export class UserIndex {
   rows: (MemoryRow | null)[] = [];
   /** Indexed terms of each slot (0 for an emptied slot). */
   lengths: number[] = [];
-  /** Distinct terms of each slot (null for an emptied slot), to update `df` on removal. */
-  #terms: (string[] | null)[] = [];
+  /** Distinct terms of each slot (0 for an emptied slot): its bytes are given back on removal. */
+  #distinct: number[] = [];
+  /**
+   * One copy of each owner, kind and session string the memories repeat: a store hands every
+   * row its own copies, a tenth of a memory's heap.
+   */
+  #strings = new Map<string, string>();
   /** Slot of each held memory. */
   slotOf = new Map<string, number>();
   postings = new Map<string, Posting>();
@@ -116,6 +149,21 @@ export class UserIndex {
     return this.#scratch;
   }
 
+  /** Live memories holding `term` (a stem). */
+  df(term: string): number {
+    return this.postings.get(term)?.[0] ?? 0;
+  }
+
+  /** Whether the memory in `slot` holds `term`. */
+  holds(term: string, slot: number): boolean {
+    const posting = this.postings.get(term);
+    if (!posting) return false;
+    for (let i = 1; i < posting.length; i++) {
+      if (entrySlot(posting[i] as number) === slot) return true;
+    }
+    return false;
+  }
+
   /** Average indexed length of a live memory. */
   get averageLength(): number {
     return this.docCount === 0 ? 0 : this.totalLength / this.docCount;
@@ -153,31 +201,47 @@ export class UserIndex {
 
   #add(row: MemoryRow): void {
     const slot = this.rows.length;
-    const terms = termsOf(indexedText(row));
-    const tf = new Map<string, number>();
-    for (const t of terms) tf.set(t, (tf.get(t) ?? 0) + 1);
-    for (const [term, n] of tf) {
-      let posting = this.postings.get(term);
-      if (!posting) {
-        posting = { slots: [], tfs: [], df: 0 };
-        this.postings.set(term, posting);
+    const { counts, length } = termCounts(row);
+    for (const [term, n] of counts) {
+      const entry = slot * (TF_MAX + 1) + Math.min(n, TF_MAX);
+      const posting = this.postings.get(term);
+      if (posting) {
+        posting[0] = (posting[0] as number) + 1;
+        posting.push(entry);
+      } else {
+        // A literal: exactly two elements until a second memory holds the term.
+        this.postings.set(term, [1, entry]);
         this.bytes += term.length * 2 + POSTING_BYTES;
       }
-      posting.slots.push(slot);
-      posting.tfs.push(n);
-      posting.df++;
     }
-    this.#terms.push([...tf.keys()]);
+    this.#share(row);
+    this.#distinct.push(counts.size);
     this.rows.push(row);
-    this.lengths.push(terms.length);
+    this.lengths.push(length);
     this.slotOf.set(row.id, slot);
     if (row.pinned) this.pinned.add(slot);
     this.before.push(-1);
     this.after.push(-1);
     if (row.sessionId !== null) this.#joinSession(row.sessionId, slot, row.id);
     this.docCount++;
-    this.totalLength += terms.length;
-    this.bytes += docBytes(row, tf.size);
+    this.totalLength += length;
+    this.bytes += docBytes(row, counts.size);
+  }
+
+  /** Points the row's repeated strings at this index's one copy of each (equal strings). */
+  #share(row: MemoryRow): void {
+    row.tenant = this.#one(row.tenant);
+    row.userId = this.#one(row.userId);
+    row.kind = this.#one(row.kind);
+    if (row.agentId !== null) row.agentId = this.#one(row.agentId);
+    if (row.sessionId !== null) row.sessionId = this.#one(row.sessionId);
+  }
+
+  #one(value: string): string {
+    const held = this.#strings.get(value);
+    if (held !== undefined) return held;
+    this.#strings.set(value, value);
+    return value;
   }
 
   #joinSession(sessionId: string, slot: number, id: string): void {
@@ -207,12 +271,13 @@ export class UserIndex {
     const row = this.rows[slot];
     if (!row) return;
     this.rows[slot] = null;
-    this.bytes -= docBytes(row, this.#terms[slot]?.length ?? 0);
-    for (const term of this.#terms[slot] ?? []) {
+    this.bytes -= docBytes(row, this.#distinct[slot] ?? 0);
+    // The row is the one indexed (only access statistics change in place): its terms again.
+    for (const term of termCounts(row).counts.keys()) {
       const posting = this.postings.get(term);
-      if (posting) posting.df--;
+      if (posting) posting[0] = (posting[0] as number) - 1;
     }
-    this.#terms[slot] = null;
+    this.#distinct[slot] = 0;
     this.slotOf.delete(row.id);
     this.pinned.delete(slot);
     if (row.sessionId !== null) {
@@ -242,7 +307,8 @@ export class UserIndex {
     );
     this.rows = fresh.rows;
     this.lengths = fresh.lengths;
-    this.#terms = fresh.#terms;
+    this.#distinct = fresh.#distinct;
+    this.#strings = fresh.#strings;
     this.slotOf = fresh.slotOf;
     this.postings = fresh.postings;
     this.pinned = fresh.pinned;

@@ -54,7 +54,7 @@ export function summarizeSession(
   let df: (t: string) => number;
   let n: number;
   if (index && index.docCount > 0) {
-    df = (t) => index.postings.get(t)?.df ?? 0;
+    df = (t) => index.df(t);
     n = index.docCount;
   } else {
     const counts = new Map<string, number>();
