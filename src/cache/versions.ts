@@ -1,5 +1,6 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
 import type { Clock } from '../util/clock.ts';
+import { entryLru } from '../util/entry-lru.ts';
 import type { RedisL2 } from './redis-l2.ts';
 
 /** The outcome of a version bump. */
@@ -49,7 +50,7 @@ export class Versions {
     this.#l2 = l2;
     this.#clock = clock;
     this.#trustMs = trustMs;
-    this.#known = new LRUCache({ max: maxScopes });
+    this.#known = entryLru(maxScopes);
   }
 
   #base(): number {

@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache';
 import type { ActivityTracker } from '../activity/activity-tracker.ts';
 import { memoryKey, queryKey, userScope } from '../cache/cache-keys.ts';
 import type { CacheStack, Served } from '../cache/cache-stack.ts';
@@ -8,6 +7,7 @@ import { LIMITS } from '../memory/memory-rules.ts';
 import type { MemoryService } from '../memory/memory-service.ts';
 import type { ListFilter, MemoryRow } from '../memory/memory-types.ts';
 import { toPublicMemory } from '../memory/memory-view.ts';
+import { entryLru } from '../util/entry-lru.ts';
 import { encodeCursor } from './cursor.ts';
 
 /** The earliest expiry among rows, or 0: a cached answer holding them is void after it. */
@@ -53,10 +53,10 @@ export class CachedReads {
   readonly #warmer: Warmer;
   readonly #activity: ActivityTracker;
   // A memory never changes user: once seen, its by-id answer can be versioned by that user.
-  readonly #owner = new LRUCache<string, string>({ max: 1_000_000 });
+  readonly #owner = entryLru<string, string>(1_000_000);
   // Concurrent first reads of one memory share one owner lookup (else N reads cost N + 1).
   readonly #ownerLookups = new SingleFlight<string>();
-  readonly #recentQueries = new LRUCache<string, ListQuery[]>({ max: 200_000 });
+  readonly #recentQueries = entryLru<string, ListQuery[]>(200_000);
 
   constructor(
     memories: MemoryService,

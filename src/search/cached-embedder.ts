@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { entryLru } from '../util/entry-lru.ts';
 import { type Embedder, EmbedderUnavailable } from './embedder.ts';
 
 /**
@@ -15,7 +16,7 @@ export class CachedEmbedder implements Embedder {
 
   constructor(inner: Embedder, maxEntries: number) {
     this.#inner = inner;
-    this.#cache = maxEntries > 0 ? new LRUCache({ max: Math.floor(maxEntries) }) : null;
+    this.#cache = maxEntries > 0 ? entryLru(Math.floor(maxEntries)) : null;
   }
 
   /** The inner embedder's model. */

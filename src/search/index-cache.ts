@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Bump } from '../cache/versions.ts';
 import type { MemoryRow } from '../memory/memory-types.ts';
+import { entryLru } from '../util/entry-lru.ts';
 import type { UserIndex } from './user-index.ts';
 
 /** Counters of the index cache (for stats and tests). */
@@ -38,7 +39,7 @@ export class IndexCache {
   };
   readonly #lru: LRUCache<string, UserIndex> | null;
   // Users with more memories than an index may hold, by the version that was counted.
-  readonly #large = new LRUCache<string, number>({ max: 100_000 });
+  readonly #large = entryLru<string, number>(100_000);
   // How often each user's index was wanted lately (searches, session starts): the admission's
   // frequencies, halved every AGING_EVERY wants.
   #wanted = new Map<string, number>();

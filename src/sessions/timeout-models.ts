@@ -1,8 +1,8 @@
-import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { userScope } from '../cache/cache-keys.ts';
 import type { Store } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
+import { entryLru } from '../util/entry-lru.ts';
 import { WriteBehind } from '../util/write-behind.ts';
 import type { TimeoutModelRow } from './session-types.ts';
 import { TimeoutModel } from './timeout-model.ts';
@@ -18,7 +18,7 @@ const READ_TTL_MS = 60_000;
 export class TimeoutModels {
   readonly #store: Store;
   readonly #clock: Clock;
-  readonly #held = new LRUCache<string, { model: TimeoutModel; readAt: number }>({ max: 100_000 });
+  readonly #held = entryLru<string, { model: TimeoutModel; readAt: number }>(100_000);
   readonly #pending: WriteBehind<TimeoutModelRow>;
 
   constructor(store: Store, clock: Clock, logger: Logger, intervalMs: number) {
