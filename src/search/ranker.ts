@@ -266,7 +266,8 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
       const row = index.rows[s];
       if (!row) continue;
       if (open) {
-        if (row.expiresAt !== null && row.expiresAt <= o.now) continue;
+        // Without expiring memories the row is not read here (most candidates are not kept).
+        if (index.expiring > 0 && row.expiresAt !== null && row.expiresAt <= o.now) continue;
       } else if (!passes(row, o.filter, o.now)) continue;
       kept.push(s);
       const text = (scores[s] as number) + (context[s] as number);
@@ -284,12 +285,7 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
         .sort((a, b) => b.score - a.score || b.slot - a.slot)
         .slice(0, o.k);
     } else {
-      const top = new TopK(o.k);
-      for (const s of kept) {
-        const text = ((scores[s] as number) + (context[s] as number)) * scale;
-        top.offer(s, weightedScore(index.rows[s] as MemoryRow, text, o));
-      }
-      best = top.sorted();
+      best = weightedBest(index, kept, sc, scale, o);
     }
     if (best.length < o.k && !everyone) best = fill(index, best, sc, o);
 
@@ -310,6 +306,45 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
     }
     for (const s of near) context[s] = 0;
   }
+}
+
+/** Above this much, a candidate's bound is below the bar (float sums may differ by an ulp). */
+const BOUND_SLACK = 1e-9;
+
+/**
+ * The k best of `kept` by weighted fusion, the same as scoring every candidate. A candidate's
+ * score is at most its text part plus each other signal at its most: once k are held, one
+ * whose bound is below the k-th best cannot enter, and its memory is not read (most of a big
+ * user's candidates match one common word of the query). The k best by text alone are scored
+ * first, so that the bar is high from the start.
+ */
+function weightedBest(
+  index: UserIndex,
+  kept: number[],
+  sc: Scratch,
+  scale: number,
+  o: RankOptions,
+): Array<{ slot: number; score: number }> {
+  const w = o.weights;
+  const others =
+    Math.max(0, w.recency) +
+    Math.max(0, w.importance) +
+    Math.max(0, w.pinned) +
+    Math.max(0, w.use) +
+    (o.queryVector !== null ? Math.max(0, w.vector) : 0);
+  const top = new TopK(o.k);
+  const byText = new TopK(o.k);
+  for (const s of kept) byText.offer(s, textOf(sc, s, scale));
+  const seeds = byText.sorted().map((e) => e.slot);
+  for (const s of seeds) {
+    top.offer(s, weightedScore(index.rows[s] as MemoryRow, textOf(sc, s, scale), o));
+  }
+  for (const s of kept) {
+    const text = textOf(sc, s, scale);
+    if (w.text * text + others + BOUND_SLACK < top.floor() || seeds.includes(s)) continue;
+    top.offer(s, weightedScore(index.rows[s] as MemoryRow, text, o));
+  }
+  return top.sorted();
 }
 
 /** Normalized text score of a slot. */

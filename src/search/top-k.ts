@@ -27,6 +27,13 @@ export class TopK {
     this.#scores[b] = v;
   }
 
+  /** The score an entry must reach to be kept: the k-th best once k are held, else -∞. */
+  floor(): number {
+    return this.#slots.length < this.#k || this.#k <= 0
+      ? Number.NEGATIVE_INFINITY
+      : (this.#scores[0] as number);
+  }
+
   /** Considers one candidate. */
   offer(slot: number, score: number): void {
     if (this.#k <= 0) return;

@@ -74,6 +74,13 @@ export function indexedText(row: MemoryRow): string {
     : `${row.content} ${row.tags.join(' ')} ${row.kind}`;
 }
 
+/** The ranker's working arrays, shared by every index: {@link UserIndex.scratch}. */
+let scratch: Scratch = {
+  scores: new Float64Array(0),
+  context: new Float64Array(0),
+  counts: new Uint16Array(0),
+};
+
 /**
  * The search index of one user's memories: term statistics (postings, document lengths), the
  * memories themselves (for filters and the non-text signals) and, per session, the memories in
@@ -109,6 +116,8 @@ export class UserIndex {
   after: number[] = [];
   /** Versions of memories removed from the index: an older copy is never added back. */
   readonly #removed = new Map<string, number>();
+  /** Held memories that have an expiry (the ranker checks expiry only when there are some). */
+  expiring = 0;
   /** Live documents and the sum of their lengths (for BM25's average length). */
   docCount = 0;
   totalLength = 0;
@@ -117,11 +126,6 @@ export class UserIndex {
   #empty = 0;
   /** The cache version of the user this index reflects. */
   version: number;
-  #scratch: Scratch = {
-    scores: new Float64Array(0),
-    context: new Float64Array(0),
-    counts: new Uint16Array(0),
-  };
 
   constructor(version: number, rows: Iterable<MemoryRow> = []) {
     this.version = version;
@@ -134,19 +138,20 @@ export class UserIndex {
   }
 
   /**
-   * Zeroed scratch arrays of at least {@link slots} entries, reused by the ranker (ranking is
-   * synchronous, so one pair per index is enough); the ranker zeroes what it used.
+   * Zeroed scratch arrays of at least {@link slots} entries, reused by the ranker. Ranking is
+   * synchronous and the ranker zeroes what it used, so one set serves every index (one per
+   * index cost 36 B per slot of every held index).
    */
   scratch(): Scratch {
-    if (this.#scratch.scores.length < this.rows.length) {
+    if (scratch.scores.length < this.rows.length) {
       const size = Math.max(64, this.rows.length * 2);
-      this.#scratch = {
+      scratch = {
         scores: new Float64Array(size),
         context: new Float64Array(size),
         counts: new Uint16Array(size),
       };
     }
-    return this.#scratch;
+    return scratch;
   }
 
   /** Live memories holding `term` (a stem). */
@@ -215,6 +220,7 @@ export class UserIndex {
       }
     }
     this.#share(row);
+    if (row.expiresAt !== null) this.expiring++;
     this.#distinct.push(counts.size);
     this.rows.push(row);
     this.lengths.push(length);
@@ -278,6 +284,7 @@ export class UserIndex {
       if (posting) posting[0] = (posting[0] as number) - 1;
     }
     this.#distinct[slot] = 0;
+    if (row.expiresAt !== null) this.expiring--;
     this.slotOf.delete(row.id);
     this.pinned.delete(slot);
     if (row.sessionId !== null) {
@@ -316,6 +323,7 @@ export class UserIndex {
     this.before = fresh.before;
     this.after = fresh.after;
     this.docCount = fresh.docCount;
+    this.expiring = fresh.expiring;
     this.totalLength = fresh.totalLength;
     this.bytes = fresh.bytes;
     this.#empty = 0;

@@ -91,28 +91,27 @@ function live(row: MemoryRow | null, now: number): row is MemoryRow {
   return row !== null && row.deletedAt === null && (row.expiresAt === null || row.expiresAt > now);
 }
 
-/** The `k` live rows of the index with the highest `score`. */
-function topBy(
-  index: UserIndex,
-  k: number,
-  now: number,
-  score: (r: MemoryRow) => number,
-): MemoryRow[] {
-  const top = new TopK(k);
+/**
+ * One pass over the index's live rows (a big user's are many: one read of each, not three):
+ * the newest summary, and the most important and the newest memories.
+ */
+function scan(index: UserIndex, now: number): Pick<Candidates, 'summary' | 'important' | 'recent'> {
+  let summary: MemoryRow | null = null;
+  const important = new TopK(PRELOAD_LIMITS.important);
+  const recent = new TopK(PRELOAD_LIMITS.recent);
   for (let s = 0; s < index.slots; s++) {
     const row = index.rows[s] ?? null;
-    if (live(row, now)) top.offer(s, score(row));
+    if (!live(row, now)) continue;
+    if (row.kind === 'summary' && (!summary || row.id > summary.id)) summary = row;
+    important.offer(s, row.importance);
+    recent.offer(s, row.createdAt);
   }
-  return top.sorted().map((t) => index.rows[t.slot] as MemoryRow);
+  const rows = (top: TopK) => top.sorted().map((t) => index.rows[t.slot] as MemoryRow);
+  return { summary, important: rows(important), recent: rows(recent) };
 }
 
 /** The candidates from a held index: no store access. */
 function fromIndex(index: UserIndex, context: string, now: number, halfLifeMs: number): Candidates {
-  let summary: MemoryRow | null = null;
-  for (const row of index.rows) {
-    if (live(row, now) && row.kind === 'summary' && (!summary || row.id > summary.id))
-      summary = row;
-  }
   const pinned = [...index.pinned]
     .map((s) => index.rows[s] ?? null)
     .filter((r): r is MemoryRow => live(r, now))
@@ -129,13 +128,7 @@ function fromIndex(index: UserIndex, context: string, now: number, halfLifeMs: n
         )
           .filter((r) => (r.explain?.signals.text.value ?? 0) > 0)
           .map((r) => r.row);
-  return {
-    summary,
-    pinned,
-    relevant,
-    important: topBy(index, PRELOAD_LIMITS.important, now, (r) => r.importance),
-    recent: topBy(index, PRELOAD_LIMITS.recent, now, (r) => r.createdAt),
-  };
+  return { pinned, relevant, ...scan(index, now) };
 }
 
 /** The candidates from the store, in parallel queries (the user's index is not held). */
