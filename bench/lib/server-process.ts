@@ -12,6 +12,25 @@ import { createBenchSchema } from './postgres.ts';
 /** Root of the repository (the children's working directory). */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/**
+ * The server as `npm start` runs it: the compiled `dist/cli/main.js` (not through tsx, whose
+ * loader thread adds ≈ 45 MiB to the process). Compiled once per bench process, from the
+ * working tree, by {@link ensureBuilt}.
+ */
+const SERVER_MAIN = 'dist/cli/main.js';
+
+let built: Promise<void> | undefined;
+
+/** Compiles the server (`tsc -p tsconfig.build.json`) once per bench process. */
+export function ensureBuilt(): Promise<void> {
+  built ??= promisify(execFile)(
+    process.execPath,
+    [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    { cwd: REPO_ROOT, timeout: 300_000 },
+  ).then(() => undefined);
+  return built;
+}
+
 /** Engram's stores. */
 export type StoreKind = 'sqlite' | 'postgres';
 
@@ -133,7 +152,7 @@ export function profileFlags(): string[] {
 }
 
 /**
- * Starts `engram serve` as a child process on a fresh data directory (SQLite) or a fresh
+ * Starts `engram serve` (compiled: {@link ensureBuilt}) as a child process on a fresh data directory (SQLite) or a fresh
  * schema (PostgreSQL, dropped by `stop`), and gets an API key: the bootstrap key file in
  * SQLite mode, `engram keys create --tenant bench` in PostgreSQL mode.
  */
@@ -160,13 +179,11 @@ export async function startEngram(
     ...env,
   };
 
+  await ensureBuilt();
   let key: string | undefined;
   if (schema) key = await createKey(childEnv, 'bench');
 
-  const child = spawnNode(
-    [...profileFlags(), '--import', 'tsx', 'src/cli/main.ts', 'serve'],
-    childEnv,
-  );
+  const child = spawnNode([...profileFlags(), SERVER_MAIN, 'serve'], childEnv);
   const forgetChild = deferCleanup(async () => {
     await stopChild(child, 5_000);
   });
@@ -198,7 +215,7 @@ export async function startEngram(
 async function createKey(env: Record<string, string>, tenant: string): Promise<string> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'keys', 'create', '--tenant', tenant],
+    [SERVER_MAIN, 'keys', 'create', '--tenant', tenant],
     { cwd: REPO_ROOT, env: { ...process.env, ...env }, timeout: 60_000 },
   );
   const line = stdout.split('\n').find((l) => l.trim().startsWith('egm_'));
