@@ -47,7 +47,7 @@ export type PlannedQuery = (typeof PLANNED_QUERIES)[number];
 
 /**
  * The system of record. Each method is one transaction: a write resolves only once it is
- * committed (durably: SQLite `synchronous=FULL`, PostgreSQL commit).
+ * committed (durably: SQLite's WAL flushed to disk, PostgreSQL commit).
  */
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';

@@ -17,6 +17,7 @@ export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown
 export class GroupCommit {
   readonly #commit: (works: Array<() => unknown>) => Outcome[];
   readonly #schedule: (flush: () => void) => Promise<void>;
+  readonly #durable: () => Promise<void>;
   readonly #maxOps: number;
   #pending: Pending[] = [];
   #scheduled = false;
@@ -24,15 +25,18 @@ export class GroupCommit {
   /**
    * @param commit runs the units in one transaction; throws if the transaction itself fails.
    * @param schedule runs `flush` when the store may write (under its write lock).
+   * @param durable resolves once what was committed is on disk: callers are answered then.
    * @param maxOps most units in one transaction.
    */
   constructor(
     commit: (works: Array<() => unknown>) => Outcome[],
     schedule: (flush: () => void) => Promise<void>,
+    durable: () => Promise<void>,
     maxOps = 256,
   ) {
     this.#commit = commit;
     this.#schedule = schedule;
+    this.#durable = durable;
     this.#maxOps = maxOps;
   }
 
@@ -68,10 +72,22 @@ export class GroupCommit {
       for (const p of batch) p.reject(err);
       return;
     }
+    // A unit that failed was rolled back: its caller hears at once. The others, once their
+    // commit is on disk (or that it could not be flushed).
+    const committed: Array<{ p: Pending; value: unknown }> = [];
     batch.forEach((p, i) => {
       const outcome = outcomes[i];
-      if (outcome?.ok) p.resolve(outcome.value);
+      if (outcome?.ok) committed.push({ p, value: outcome.value });
       else p.reject(outcome ? outcome.error : new Error('group commit: no outcome'));
     });
+    if (committed.length === 0) return;
+    this.#durable().then(
+      () => {
+        for (const { p, value } of committed) p.resolve(value);
+      },
+      (err: unknown) => {
+        for (const { p } of committed) p.reject(err);
+      },
+    );
   }
 }

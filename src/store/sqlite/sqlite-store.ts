@@ -38,9 +38,16 @@ import {
   toSession,
   toTimeoutModel,
 } from '../row-mapping.ts';
-import { IdempotencyKeyTaken, type Mutation, type PlannedQuery, type Store } from '../store.ts';
+import {
+  IdempotencyKeyTaken,
+  type Mutation,
+  type PlannedQuery,
+  type Store,
+  StoreUnavailable,
+} from '../store.ts';
 import { GroupCommit, type Outcome } from './group-commit.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
+import { WalSync } from './wal-sync.ts';
 
 const bind = (params: unknown[]): unknown[] =>
   params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p));
@@ -115,8 +122,9 @@ const GET_TIMEOUT_MODEL_SQL =
   'SELECT tenant, user_id, model, updated_at FROM timeout_models WHERE tenant = ? AND user_id = ?';
 
 /**
- * The embedded store, in WAL mode with `synchronous=FULL` so that a committed write survives a
- * crash or power loss. Two connections: the writer, whose transactions are serialized by an
+ * The embedded store, in WAL mode; a write resolves once its commit is flushed to disk (off the
+ * event loop: wal-sync.ts), so that an acknowledged write survives a crash or power loss. Two
+ * connections: the writer, whose transactions are serialized by an
  * async lock (a large batch commits in chunks with yields between them, and nothing else may
  * run inside its transaction meanwhile), and a reader, which sees only committed data.
  */
@@ -128,13 +136,17 @@ export class SqliteStore implements Store {
   readonly #statements = new Map<string, Database.Statement>();
   readonly #readStatements = new Map<string, Database.Statement>();
   #lock: Promise<unknown> = Promise.resolve();
+  readonly #wal: WalSync;
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.#file = file;
+    this.#wal = new WalSync(file === ':memory:' ? null : `${file}-wal`);
     this.#db = new Database(file);
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = FULL');
+    // Durable before acknowledged all the same: every write waits for a flush of the WAL off
+    // the event loop (wal-sync.ts) before it resolves.
+    this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
   }
@@ -166,11 +178,24 @@ export class SqliteStore implements Store {
     return stmt;
   }
 
-  /** Runs `fn` holding the write lock, after every write queued before it. */
+  /**
+   * Runs `fn` holding the write lock, after every write queued before it; resolves once what it
+   * committed is on disk. The lock is released at the commit: the next write runs while this
+   * one's flush is in progress, and joins the next flush.
+   */
   #write<T>(fn: () => T | Promise<T>): Promise<T> {
     const result = this.#lock.then(fn);
     this.#lock = result.catch(() => undefined);
-    return result;
+    return result.then((value) => this.#durable().then(() => value));
+  }
+
+  /** Resolves once every commit so far is on disk (a failed flush: the store is unavailable). */
+  #durable(): Promise<void> {
+    return this.#wal.sync().catch((err: unknown) => {
+      throw new StoreUnavailable('the write-ahead log could not be flushed to disk', {
+        cause: err,
+      });
+    });
   }
 
   async migrate(): Promise<number> {
@@ -204,6 +229,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     await this.#lock;
+    await this.#wal.close();
     if (this.#reader?.open) this.#reader.close();
     if (this.#db.open) this.#db.close();
   }
@@ -313,6 +339,7 @@ export class SqliteStore implements Store {
         )
         .immediate(),
     (flush) => this.#write(flush),
+    () => this.#durable(),
   );
 
   insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
