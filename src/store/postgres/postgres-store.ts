@@ -133,6 +133,20 @@ const INSERT_HISTORY_SQL = `INSERT INTO memory_history (tenant, memory_id, versi
     (e->>'updatedAt')::bigint, e - 'embedding'
   FROM jsonb_array_elements($1::jsonb) AS e`;
 
+/**
+ * Inserts the batch ($1) with a `create` history entry each when `gate` (a condition on the
+ * statement's other CTEs, or `true`) holds: as CTEs of one statement, so that a write is one
+ * round trip. The history's foreign key is checked at the end of the statement, when the
+ * memories are in.
+ */
+const insertRowsCtes = (gate: string): string => `ins_memories AS (
+    ${INSERT_MEMORIES_SQL} WHERE ${gate}
+  ), ins_history AS (
+    ${INSERT_HISTORY_SQL} WHERE ${gate}
+  )`;
+/** The batch ($1) and its history in one statement. */
+const INSERT_ROWS_SQL = `WITH ${insertRowsCtes('true')} SELECT 1`;
+
 const COUNT_LIVE_SQL = `SELECT count(*) AS n FROM memories
   WHERE tenant = $1 AND user_id = $2 AND deleted_at IS NULL
     AND (expires_at IS NULL OR expires_at > $3)`;
@@ -189,6 +203,16 @@ const TOUCH_SESSION_SQL = `UPDATE sessions SET last_activity_at = $3, expires_at
   WHERE tenant = $1 AND id = $2 AND state = 'active'
   RETURNING ${SESSION_COLUMNS}`;
 
+// An append in one statement: the session row first (its lock keeps a concurrent end out
+// until the statement commits), the messages ($1) only when it was still active.
+const APPEND_SESSION_SQL = `WITH touched AS (
+    UPDATE sessions SET last_activity_at = $4, expires_at = $5,
+      timeout_ms = $6, timeout_basis = $7::jsonb, message_count = message_count + $8
+    WHERE tenant = $2 AND id = $3 AND state = 'active'
+    RETURNING ${SESSION_COLUMNS}
+  ), ${insertRowsCtes('EXISTS (SELECT 1 FROM touched)')}
+  SELECT * FROM touched`;
+
 // The compare-and-set: of concurrent enders, the first to lock the row changes it; the others
 // wait, find it no longer active and change nothing. An end after a concurrent append (which
 // holds the row lock until it commits) finds a count other than the one it summarized.
@@ -196,6 +220,14 @@ const END_SESSION_SQL = `UPDATE sessions SET state = $3, ended_at = $4, expires_
     summary_id = $5
   WHERE tenant = $1 AND id = $2 AND state = 'active' AND message_count = $6
   RETURNING ${SESSION_COLUMNS}`;
+
+// An end and its summary ($1) in one statement: the summary only when the end won.
+const END_SESSION_WITH_SUMMARY_SQL = `WITH ended AS (
+    UPDATE sessions SET state = $4, ended_at = $5, expires_at = $5, summary_id = $6
+    WHERE tenant = $2 AND id = $3 AND state = 'active' AND message_count = $7
+    RETURNING ${SESSION_COLUMNS}
+  ), ${insertRowsCtes('EXISTS (SELECT 1 FROM ended)')}
+  SELECT * FROM ended`;
 
 const GET_TIMEOUT_MODEL_SQL = `SELECT tenant, user_id, model, updated_at FROM timeout_models
   WHERE tenant = $1 AND user_id = $2`;
@@ -208,6 +240,14 @@ const PUT_TIMEOUT_MODELS_SQL = `INSERT INTO timeout_models (tenant, user_id, mod
   ORDER BY ord
   ON CONFLICT (tenant, user_id) DO UPDATE SET
     model = EXCLUDED.model, updated_at = EXCLUDED.updated_at`;
+
+/**
+ * A batch of memories as the one JSON parameter of {@link INSERT_ROWS_SQL}: a 1,000-row batch
+ * is one round trip. Embeddings as JSON arrays (a Float32Array would serialize as an object).
+ */
+function batchJson(rows: MemoryRow[]): string {
+  return JSON.stringify(rows.map((r) => ({ ...r, embedding: embeddingToArray(r.embedding) })));
+}
 
 /** Thrown inside a transaction to roll it back when there is nothing to write. */
 class NothingToWrite extends Error {
@@ -245,6 +285,10 @@ export class PostgresStore implements Store {
     const types = new pg.TypeOverrides();
     // Epoch milliseconds fit a double exactly; pg returns INT8 as a string by default.
     types.setTypeParser(20, Number);
+    // JSONB as its text: the row mappers parse it (and share one frozen empty array or object
+    // for the `[]` and `{}` most memories' tags and metadata are) instead of pg parsing every
+    // value into a fresh one.
+    types.setTypeParser(3802, (text: string) => text);
     this.#pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolMax,
@@ -371,13 +415,6 @@ export class PostgresStore implements Store {
     await this.#ended;
   }
 
-  async #insertHistory(client: pg.PoolClient, row: MemoryRow, op: HistoryOp): Promise<void> {
-    await client.query(
-      'INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot) VALUES ($1, $2, $3, $4, $5, $6)',
-      [row.tenant, row.id, row.version, op, row.updatedAt, snapshotJson(row)],
-    );
-  }
-
   async #insertIdem(client: pg.PoolClient, rec: IdempotencyRecord): Promise<void> {
     // An expired record that the purge has not reached yet may be replaced. A concurrent
     // uncommitted insert of the same key makes this wait for it, then see its outcome.
@@ -401,22 +438,25 @@ export class PostgresStore implements Store {
     if (result.rowCount === 0) throw new IdempotencyKeyTaken(rec.key);
   }
 
-  /** Inserts memories with a `create` history entry each, inside the caller's transaction. */
+  /**
+   * Inserts memories with a `create` history entry each: one statement (atomic by itself), so
+   * one round trip, inside the caller's transaction or on its own.
+   */
   async #insertRows(client: pg.PoolClient, rows: MemoryRow[]): Promise<void> {
     if (rows.length === 0) return;
-    // One JSON parameter per statement: a 1,000-row batch is two round trips. Embeddings
-    // as JSON arrays (a Float32Array would serialize as an object).
-    const batch = JSON.stringify(
-      rows.map((r) => ({ ...r, embedding: embeddingToArray(r.embedding) })),
-    );
-    await client.query(INSERT_MEMORIES_SQL, [batch]);
-    await client.query(INSERT_HISTORY_SQL, [batch]);
+    await client.query(INSERT_ROWS_SQL, [batchJson(rows)]);
   }
 
   async insertMemories(rows: MemoryRow[], idem?: IdempotencyRecord): Promise<void> {
+    // Without an idempotency record the write is one statement: no BEGIN and COMMIT round
+    // trips holding a pool client.
+    if (!idem) {
+      if (rows.length > 0) await this.#using((client) => this.#insertRows(client, rows));
+      return;
+    }
     await this.#transaction(async (client) => {
       await this.#insertRows(client, rows);
-      if (idem) await this.#insertIdem(client, idem);
+      await this.#insertIdem(client, idem);
     });
   }
 
@@ -436,11 +476,16 @@ export class PostgresStore implements Store {
       const [raw] = (await client.query<Raw>(`${SELECT_MEMORY} FOR UPDATE`, [tenant, id])).rows;
       if (!raw) return null;
       const { row, op } = mutate(toRow(raw));
+      // The update and its history entry in one statement (one round trip).
       await client.query(
-        `UPDATE memories SET content = $1, kind = $2, tags = $3::jsonb, metadata = $4::jsonb,
-           importance = $5, pinned = $6, updated_at = $7, expires_at = $8, deleted_at = $9,
-           version = $10, embedding = $11::real[]
-         WHERE tenant = $12 AND id = $13`,
+        `WITH updated AS (
+           UPDATE memories SET content = $1, kind = $2, tags = $3::jsonb, metadata = $4::jsonb,
+             importance = $5, pinned = $6, updated_at = $7, expires_at = $8, deleted_at = $9,
+             version = $10, embedding = $11::real[]
+           WHERE tenant = $12 AND id = $13
+         )
+         INSERT INTO memory_history (tenant, memory_id, version, op, at, snapshot)
+         VALUES ($12, $13, $10, $14, $7, $15)`,
         [
           row.content,
           row.kind,
@@ -455,9 +500,10 @@ export class PostgresStore implements Store {
           embeddingToArray(row.embedding),
           tenant,
           id,
+          op,
+          snapshotJson(row),
         ],
       );
-      await this.#insertHistory(client, row, op);
       if (idem) await this.#insertIdem(client, idem(row));
       return row;
     });
@@ -513,15 +559,20 @@ export class PostgresStore implements Store {
     const merged = mergeAccess(deltas);
     if (merged.length === 0) return;
     // Only the statistics columns: version, updated_at and history stay as they are.
+    const params = (chunk: AccessDelta[]): unknown[] => [
+      chunk.map((d) => d.tenant),
+      chunk.map((d) => d.id),
+      chunk.map((d) => d.count),
+      chunk.map((d) => d.at),
+    ];
+    // One chunk is one statement: no BEGIN and COMMIT round trips.
+    if (merged.length <= ACCESS_CHUNK) {
+      await this.#all(RECORD_ACCESS_SQL, params(merged));
+      return;
+    }
     await this.#transaction(async (client) => {
       for (let i = 0; i < merged.length; i += ACCESS_CHUNK) {
-        const chunk = merged.slice(i, i + ACCESS_CHUNK);
-        await client.query(RECORD_ACCESS_SQL, [
-          chunk.map((d) => d.tenant),
-          chunk.map((d) => d.id),
-          chunk.map((d) => d.count),
-          chunk.map((d) => d.at),
-        ]);
+        await client.query(RECORD_ACCESS_SQL, params(merged.slice(i, i + ACCESS_CHUNK)));
       }
     });
   }
@@ -576,14 +627,18 @@ export class PostgresStore implements Store {
   ): Promise<SessionRow | null> {
     // The session first: its row lock keeps a concurrent end out until this commits (that end
     // then finds another message count), and when it is no longer active nothing is inserted.
+    // One statement (one round trip, atomic by itself); in a transaction only with an
+    // idempotency record, which rolls everything back when its key is taken.
+    const params = [batchJson(rows), tenant, id, ...activityValues(activity)];
+    if (!idem) {
+      const [r] = await this.#all(APPEND_SESSION_SQL, params);
+      return r ? toSession(r) : null;
+    }
     try {
       return await this.#transaction(async (client): Promise<SessionRow> => {
-        const [r] = (
-          await client.query<Raw>(TOUCH_SESSION_SQL, [tenant, id, ...activityValues(activity)])
-        ).rows;
+        const [r] = (await client.query<Raw>(APPEND_SESSION_SQL, params)).rows;
         if (!r) throw new NothingToWrite();
-        await this.#insertRows(client, rows);
-        if (idem) await this.#insertIdem(client, idem);
+        await this.#insertIdem(client, idem);
         return toSession(r);
       });
     } catch (err) {
@@ -602,22 +657,20 @@ export class PostgresStore implements Store {
       expectedMessages: number;
     },
   ): Promise<SessionRow | null> {
-    // The loser of the compare-and-set commits an empty transaction: nothing was changed.
-    return this.#transaction(async (client): Promise<SessionRow | null> => {
-      const [r] = (
-        await client.query<Raw>(END_SESSION_SQL, [
-          tenant,
-          id,
-          end.state,
-          end.endedAt,
-          end.summary?.id ?? null,
-          end.expectedMessages,
-        ])
-      ).rows;
-      if (!r) return null;
-      if (end.summary) await this.#insertRows(client, [end.summary]);
-      return toSession(r);
-    });
+    // One statement, the summary inserted only when this end won the compare-and-set: the
+    // loser changes nothing.
+    const values = [
+      tenant,
+      id,
+      end.state,
+      end.endedAt,
+      end.summary?.id ?? null,
+      end.expectedMessages,
+    ];
+    const [r] = end.summary
+      ? await this.#all(END_SESSION_WITH_SUMMARY_SQL, [batchJson([end.summary]), ...values])
+      : await this.#all(END_SESSION_SQL, values);
+    return r ? toSession(r) : null;
   }
 
   async dueSessions(now: number, limit: number): Promise<Array<{ tenant: string; id: string }>> {
