@@ -4,7 +4,6 @@ import { ApiKeys } from './auth/api-keys.ts';
 import { userScope } from './cache/cache-keys.ts';
 import { type Cache, createCache } from './cache/create-cache.ts';
 import { createRedis } from './cache/redis-client.ts';
-import type { Bump } from './cache/versions.ts';
 import { WarmScheduler } from './cache/warm-scheduler.ts';
 import { Warmer } from './cache/warmer.ts';
 import type { Config } from './config.ts';
@@ -104,16 +103,21 @@ export async function createContext(
   let reads: CachedReads | undefined;
   /** After every committed write of memories: caches, indexes and warming follow it. */
   const afterWrite = async (tenant: string, userIds: Iterable<string>, rows: MemoryRow[]) => {
-    const users = [...userIds];
-    let bumps = new Map<string, Bump>();
+    const byScope = new Map([...userIds].map((u) => [userScope(tenant, u), u]));
+    const followed = new Set<string>();
     try {
-      bumps = await cache.stack.invalidate(users.map((u) => userScope(tenant, u)));
+      await cache.stack.invalidate(byScope.keys(), (scope, bump) => {
+        followed.add(scope);
+        const user = byScope.get(scope) as string;
+        search.afterWrite(tenant, [user], rows, new Map([[scope, bump]]));
+      });
     } catch (err) {
       logger.error({ err }, 'cache invalidation failed');
     }
     // Without a bump, held search indexes of these users are dropped (rebuilt on use).
-    search.afterWrite(tenant, users, rows, bumps);
-    reads?.afterWrite(tenant, users);
+    const missed = [...byScope].filter(([scope]) => !followed.has(scope)).map(([, u]) => u);
+    if (missed.length > 0) search.afterWrite(tenant, missed, rows, new Map());
+    reads?.afterWrite(tenant, [...byScope.values()]);
   };
   const memories = new MemoryService(store, clock, idempotency, {
     deleteGraceMs: config.deleteGraceMs,

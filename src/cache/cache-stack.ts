@@ -165,15 +165,23 @@ export class CacheStack {
 
   /**
    * After a committed write: moves each scope to a new version and tells other instances.
-   * Returns each scope's bump (derived state such as search indexes follows it).
+   * `bumped` runs for each scope as soon as its version moved (derived state such as search
+   * indexes follows it there); returns every scope's bump once the announcements are out.
    */
-  async invalidate(scopes: Iterable<string>): Promise<Map<string, Bump>> {
+  async invalidate(
+    scopes: Iterable<string>,
+    bumped?: (scope: string, bump: Bump) => void,
+  ): Promise<Map<string, Bump>> {
     const bumps = new Map<string, Bump>();
     await Promise.all(
       [...new Set(scopes)].map(async (scope) => {
         const bump = await this.#versions.bumpFrom(scope);
         bumps.set(scope, bump);
         this.counters.invalidations++;
+        // What this process holds follows the new version at once, before the announcement's
+        // round trip: a search in between saw the new version and an index without the write,
+        // and rebuilt it.
+        bumped?.(scope, bump);
         // When Redis missed the bump, publishing would wait out a second timeout; the bump is
         // replayed and announced once Redis is back.
         if (!this.#versions.isPending(scope)) await this.#bus?.publish(scope, bump.version);

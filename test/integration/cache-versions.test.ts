@@ -71,6 +71,30 @@ describe('versions over a slow link to Redis', { skip }, () => {
     assert.equal(await here.current(scope), v2);
   });
 
+  it('numbers concurrent writes of one scope in turn, each seen as contiguous', async () => {
+    // The busiest users write concurrently: overlapping bumps each read the version before
+    // the first one's and looked non-contiguous, which dropped the user's search index.
+    const scope = `acme/${randomUUID()}`;
+    const here = new Versions(new RedisL2(slowClient, newCounters()), clock, 10_000);
+    const v1 = await here.current(scope);
+    assert.ok(v1 !== null);
+    proxy.delay(50);
+    const bumps = await Promise.all([
+      here.bumpFrom(scope),
+      here.bumpFrom(scope),
+      here.bumpFrom(scope),
+    ]);
+    proxy.delay(0);
+    assert.deepEqual(
+      bumps.map((b) => [b.previous, b.version, b.contiguous]),
+      [
+        [v1, v1 + 1, true],
+        [v1 + 1, v1 + 2, true],
+        [v1 + 2, v1 + 3, true],
+      ],
+    );
+  });
+
   it('keeps a newer version announced while its own bump is on the way', async () => {
     const scope = `acme/${randomUUID()}`;
     const here = new Versions(new RedisL2(slowClient, newCounters()), clock, 10_000);
