@@ -189,22 +189,26 @@ const CONTEXT_FALLOFF = 0.5;
  * had no score of their own.
  */
 function spreadContext(index: UserIndex, touched: number[], sc: Scratch, share: number): number[] {
-  const { scores, context } = sc;
   const added: number[] = [];
   for (const slot of touched) {
-    const first = share * (scores[slot] as number);
+    const first = share * (sc.scores[slot] as number);
     // Both directions: `before` first, then `after`.
-    for (const links of [index.before, index.after]) {
-      let gift = first;
-      let near = links[slot] as number;
-      for (let d = 0; d < CONTEXT_WINDOW && near >= 0; d++, gift *= CONTEXT_FALLOFF) {
-        if (context[near] === 0 && scores[near] === 0) added.push(near);
-        context[near] = (context[near] as number) + gift;
-        near = links[near] as number;
-      }
-    }
+    give(index.before, slot, first, sc, added);
+    give(index.after, slot, first, sc, added);
   }
   return added;
+}
+
+/** Gives the neighbours of `slot` along `links` their context share of `first`. */
+function give(links: number[], slot: number, first: number, sc: Scratch, added: number[]): void {
+  const { scores, context } = sc;
+  let gift = first;
+  let near = links[slot] as number;
+  for (let d = 0; d < CONTEXT_WINDOW && near >= 0; d++, gift *= CONTEXT_FALLOFF) {
+    if (context[near] === 0 && scores[near] === 0) added.push(near);
+    context[near] = (context[near] as number) + gift;
+    near = links[near] as number;
+  }
 }
 
 /** Whether the filter has no condition (then only liveness is checked). */
@@ -339,10 +343,13 @@ function weightedBest(
   for (const s of seeds) {
     top.offer(s, weightedScore(index.rows[s] as MemoryRow, textOf(sc, s, scale), o));
   }
+  // The bar moves only when a candidate is offered.
+  let bar = top.floor() - others - BOUND_SLACK;
   for (const s of kept) {
     const text = textOf(sc, s, scale);
-    if (w.text * text + others + BOUND_SLACK < top.floor() || seeds.includes(s)) continue;
+    if (w.text * text < bar || seeds.includes(s)) continue;
     top.offer(s, weightedScore(index.rows[s] as MemoryRow, text, o));
+    bar = top.floor() - others - BOUND_SLACK;
   }
   return top.sorted();
 }
