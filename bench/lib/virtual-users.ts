@@ -353,6 +353,8 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
       }, measureFrom - performance.now())
     : undefined;
 
+  // Sessions still open when their users stop (ended after the run, unrecorded).
+  const leftOpen: string[] = [];
   const user = async (v: number): Promise<void> => {
     const random = prng((spec.seed ?? 1) * 100_003 + v);
     const drawUser = activity(spec.dataset, random);
@@ -360,7 +362,10 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
     // Each user's first request comes after a think time, as all its later ones.
     let due = start + (open ? exponential(random, perActionMs) : 0);
     for (;;) {
-      if (due >= endMs || stopped) return;
+      if (due >= endMs || stopped) {
+        if (session !== null) leftOpen.push(session.id);
+        return;
+      }
       const now = performance.now();
       // Whole milliseconds, rounded up: a timer never fires before its due time.
       if (due > now) await sleep(Math.ceil(due - now));
@@ -443,6 +448,14 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
   // Requests still unanswered count as errors (and timeouts): their sockets are destroyed.
   const unanswered = inFlight;
   timeouts += unanswered;
+  // The users leave: their conversations end with the run, so that the next run on the same
+  // server does not carry the expiry of a thousand abandoned sessions (each expiry writes a
+  // summary). Not recorded (due before the measured part), not in the figures above.
+  await Promise.all(
+    leftOpen.map((id) =>
+      send('end', 'POST', `/v1/sessions/${id}/end`, {}, Number.NEGATIVE_INFINITY),
+    ),
+  );
   agent.destroy();
 
   const all = Object.values(samples);

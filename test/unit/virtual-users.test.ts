@@ -205,14 +205,20 @@ describe('runMix', () => {
     assert.equal(server.seen.filter((s) => s.path === '/v1/sessions').length, server.issued.size);
     let appends = 0;
     let ends = 0;
+    const ended = new Set<string>();
     for (const s of server.seen) {
       const m = /^\/v1\/sessions\/([^/]+)\/(messages|end)$/.exec(s.path);
       if (m === null) continue;
       assert.ok(server.issued.has(m[1] as string), `${s.path}: not an issued session`);
       if (m[2] === 'messages') appends++;
-      else ends++;
+      else {
+        ends++;
+        ended.add(m[1] as string);
+      }
     }
     assert.ok(appends > 0 && ends > 0, `${appends} appends, ${ends} ends`);
+    // The users leave with the run: no session is left open for the next run to expire.
+    assert.equal(ended.size, server.issued.size);
     const reads = server.seen.filter((s) => s.method === 'GET');
     assert.ok(reads.length > 0);
     for (const s of reads) assert.equal(s.path, '/v1/memories/M1');
@@ -258,8 +264,10 @@ describe('runMix', () => {
     // Against a server that answers at once, requests are sent when due: the recorded ones are
     // those the server received after the warm-up (give or take the boundary).
     const measureFrom = startedAt + warmupSec * 1000;
+    const endsAt = measureFrom + 1_000;
     const before = server.seen.filter((s) => s.at < measureFrom).length;
-    const after = server.seen.length - before;
+    // Not the unrecorded ends of the sessions left open, sent after the run.
+    const after = server.seen.filter((s) => s.at >= measureFrom && s.at < endsAt).length;
     assert.ok(before >= 0.5 * rate, `${before} requests in the warm-up`);
     assert.ok(Math.abs(after - r.sent) <= 10, `${after} after the warm-up, ${r.sent} recorded`);
     assert.ok(r.durationSec >= 1 && r.durationSec < 1.5, `${r.durationSec}`);
