@@ -104,19 +104,27 @@ export async function createContext(
   /** After every committed write of memories: caches, indexes and warming follow it. */
   const afterWrite = async (tenant: string, userIds: Iterable<string>, rows: MemoryRow[]) => {
     const byScope = new Map([...userIds].map((u) => [userScope(tenant, u), u]));
+    // Grouped once: a batch may span many users, each followed on its own.
+    const rowsOf = new Map<string, MemoryRow[]>();
+    for (const row of rows) {
+      const list = rowsOf.get(row.userId);
+      if (list) list.push(row);
+      else rowsOf.set(row.userId, [row]);
+    }
     const followed = new Set<string>();
     try {
       await cache.stack.invalidate(byScope.keys(), (scope, bump) => {
         followed.add(scope);
         const user = byScope.get(scope) as string;
-        search.afterWrite(tenant, [user], rows, new Map([[scope, bump]]));
+        search.afterWrite(tenant, user, rowsOf.get(user) ?? [], bump);
       });
     } catch (err) {
       logger.error({ err }, 'cache invalidation failed');
     }
     // Without a bump, held search indexes of these users are dropped (rebuilt on use).
-    const missed = [...byScope].filter(([scope]) => !followed.has(scope)).map(([, u]) => u);
-    if (missed.length > 0) search.afterWrite(tenant, missed, rows, new Map());
+    for (const [scope, user] of byScope) {
+      if (!followed.has(scope)) search.afterWrite(tenant, user, rowsOf.get(user) ?? [], undefined);
+    }
     reads?.afterWrite(tenant, [...byScope.values()]);
   };
   const memories = new MemoryService(store, clock, idempotency, {

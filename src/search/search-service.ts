@@ -294,24 +294,13 @@ export class SearchService {
     }
   }
 
-  /** After a committed write: the changed rows go into held indexes (or the index is dropped). */
-  afterWrite(
-    tenant: string,
-    userIds: Iterable<string>,
-    rows: MemoryRow[],
-    bumps: Map<string, Bump>,
-  ): void {
-    const byUser = new Map<string, MemoryRow[]>();
-    for (const row of rows) {
-      const list = byUser.get(row.userId);
-      if (list) list.push(row);
-      else byUser.set(row.userId, [row]);
-    }
-    for (const userId of userIds) {
-      const scope = userScope(tenant, userId);
-      const userRows = byUser.get(userId) ?? [];
-      this.#duringBuild.get(scope)?.push({ rows: userRows, bump: bumps.get(scope) });
-      this.#indexes.afterWrite(scope, userRows, bumps.get(scope));
-    }
+  /**
+   * After a committed write of a user's memories (`rows`, theirs only): the rows go into the
+   * held index, or without a bump (the version move unknown) the index is dropped.
+   */
+  afterWrite(tenant: string, userId: string, rows: MemoryRow[], bump: Bump | undefined): void {
+    const scope = userScope(tenant, userId);
+    this.#duringBuild.get(scope)?.push({ rows, bump });
+    this.#indexes.afterWrite(scope, rows, bump);
   }
 }
