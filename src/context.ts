@@ -145,6 +145,7 @@ export async function createContext(
           logger,
         ),
         config.sessions.window,
+        config.cache.redisTimeoutMs,
       )
     : null;
   const timeoutModels = new TimeoutModels(store, clock, logger, config.activityFlushMs);

@@ -52,7 +52,7 @@ export function createCache(config: CacheConfig, clock: Clock, logger: Logger): 
   const redisOptions = { url: config.redisUrl, commandTimeoutMs: config.redisTimeoutMs };
   const client = createRedis({ ...redisOptions, name: 'engram-cache' }, logger);
   const subscriber = createRedis({ ...redisOptions, name: 'engram-bus', subscriber: true }, logger);
-  const l2 = new RedisL2(client, counters);
+  const l2 = new RedisL2(client, counters, config.redisTimeoutMs);
   const versions = new Versions(l2, clock, config.l1TrustMs);
   let stack: CacheStack | undefined;
   const bus = new InvalidationBus(
@@ -67,6 +67,7 @@ export function createCache(config: CacheConfig, clock: Clock, logger: Logger): 
     },
     logger,
     config.l1TrustMs,
+    config.redisTimeoutMs,
   );
   versions.busHealthy = () => bus.healthy();
   stack = new CacheStack({ l1, l2, versions, bus, clock, counters, options });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { withDeadline } from './deadline.ts';
 
 /** Channel of the invalidation messages. */
 export const BUS_CHANNEL = 'engram:invalidate';
@@ -35,11 +36,15 @@ export class InvalidationBus {
   #lostSinceReady = false;
   #lastPong = 0;
   readonly #staleAfterMs: number;
+  readonly #deadlineMs: number;
   readonly #heartbeat: NodeJS.Timeout;
 
   /**
    * @param staleAfterMs the bus counts as healthy while its connection answered a PING within
    *   this long (a silent network partition shows no disconnection).
+   * @param deadlineMs deadline of a PUBLISH on `publisher` (see `withDeadline`); the subscriber
+   *   connection's commands (SUBSCRIBE, the heartbeat PING) have none: a late PONG still proves
+   *   the connection delivers, and a missing one just lets the bus go stale.
    */
   constructor(
     publisher: Redis,
@@ -47,11 +52,13 @@ export class InvalidationBus {
     handlers: BusHandlers,
     logger: Logger,
     staleAfterMs: number,
+    deadlineMs: number,
   ) {
     this.#publisher = publisher;
     this.#subscriber = subscriber;
     this.#logger = logger;
     this.#staleAfterMs = staleAfterMs;
+    this.#deadlineMs = deadlineMs;
     this.#heartbeat = setInterval(
       () => {
         if (subscriber.status !== 'ready') return;
@@ -98,9 +105,12 @@ export class InvalidationBus {
   async publish(scope: string, version: number): Promise<boolean> {
     if (this.#publisher.status !== 'ready') return false;
     try {
-      await this.#publisher.publish(
-        BUS_CHANNEL,
-        JSON.stringify({ scope, version, origin: this.origin } satisfies Invalidation),
+      await withDeadline(
+        this.#publisher.publish(
+          BUS_CHANNEL,
+          JSON.stringify({ scope, version, origin: this.origin } satisfies Invalidation),
+        ),
+        this.#deadlineMs,
       );
       return true;
     } catch {

@@ -4,21 +4,28 @@ import type { Logger } from 'pino';
 /** Settings of a Redis connection. */
 export interface RedisOptions {
   url: string;
-  /** Per-command deadline; a slower answer counts as a failure. */
+  /**
+   * Per-command deadline; a slower answer counts as a failure. Not ioredis's `commandTimeout`
+   * (it fails answers that came in time when the event loop was stalled): the users of the
+   * client apply it to each command with `withDeadline` (deadline.ts). Here it bounds the
+   * connect.
+   */
   commandTimeoutMs: number;
   /** Connection name shown by CLIENT LIST. */
   name: string;
   /**
-   * Subscriber mode: SUBSCRIBE is queued until connected and has no command deadline (the
-   * connection then only receives).
+   * Subscriber mode: SUBSCRIBE is queued until connected, and its commands get no deadline
+   * (the connection then only receives).
    */
   subscriber?: boolean;
 }
 
 /**
  * An ioredis client that fails fast instead of hanging: no offline queue, one retry per
- * request, bounded connect and command timeouts, reconnect with capped backoff. Errors are
- * logged at most once per connection state change, not per command.
+ * request, a bounded connect timeout, reconnect with capped backoff. Errors are logged at most
+ * once per connection state change, not per command. It sets no command deadline: every user
+ * of a non-subscriber client wraps its commands in `withDeadline` (deadline.ts) with
+ * `commandTimeoutMs`.
  */
 export function createRedis(options: RedisOptions, logger: Logger): Redis {
   const client = new Redis(options.url, {
@@ -26,7 +33,6 @@ export function createRedis(options: RedisOptions, logger: Logger): Redis {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: options.subscriber ?? false,
     connectTimeout: Math.max(500, options.commandTimeoutMs * 5),
-    ...(options.subscriber ? {} : { commandTimeout: options.commandTimeoutMs }),
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2_000),
     lazyConnect: false,
   });

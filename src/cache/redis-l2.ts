@@ -8,6 +8,7 @@ import {
 import type { Redis } from 'ioredis';
 import { type CacheEntry, decodeEntry, encodeEntry } from './cache-entry.ts';
 import type { CacheCounters } from './cache-stats.ts';
+import { withDeadline } from './deadline.ts';
 
 const PREFIX = 'engram:';
 
@@ -29,17 +30,21 @@ const VERSION_LIFETIME_MS = 7 * 86_400_000;
 
 /**
  * The Redis tier: cached entries and the per-scope versions, behind a circuit breaker. Every
- * failure is answered as a miss (or null) at once: the caller falls back to L1 and the store,
- * and after 5 consecutive failures Redis is not asked for 2 s at all.
+ * failure (an error, or no answer within the deadline) is answered as a miss (or null) at once:
+ * the caller falls back to L1 and the store, and after 5 consecutive failures Redis is not
+ * asked for 2 s at all.
  */
 export class RedisL2 {
   readonly #redis: Redis;
   readonly #counters: CacheCounters;
   readonly #breaker: CircuitBreakerPolicy;
+  readonly #deadlineMs: number;
 
-  constructor(redis: Redis, counters: CacheCounters) {
+  /** @param deadlineMs each command's deadline (`withDeadline`: a stalled loop is no failure) */
+  constructor(redis: Redis, counters: CacheCounters, deadlineMs: number) {
     this.#redis = redis;
     this.#counters = counters;
+    this.#deadlineMs = deadlineMs;
     this.#breaker = circuitBreaker(handleAll, {
       halfOpenAfter: 2_000,
       breaker: new ConsecutiveBreaker(5),
@@ -57,7 +62,7 @@ export class RedisL2 {
       return null;
     }
     try {
-      return await this.#breaker.execute(op);
+      return await this.#breaker.execute(() => withDeadline(op(), this.#deadlineMs));
     } catch (err) {
       this.#counters.l2Errors++;
       if (!(err instanceof BrokenCircuitError)) return null;

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { withDeadline } from '../cache/deadline.ts';
 import type { SessionRow } from './session-types.ts';
 
 /** A message of a session's recent window, as kept hot. */
@@ -44,12 +45,15 @@ return 1`;
 export class SessionHotState {
   readonly #redis: Redis;
   readonly #window: number;
-  /** Redis failures seen (reads and writes), for stats and tests. */
+  readonly #deadlineMs: number;
+  /** Redis failures seen (reads and writes, no answer by the deadline included). */
   failures = 0;
 
-  constructor(redis: Redis, window: number) {
+  /** @param deadlineMs each command's deadline (`withDeadline`: a stalled loop is no failure) */
+  constructor(redis: Redis, window: number, deadlineMs: number) {
     this.#redis = redis;
     this.#window = window;
+    this.#deadlineMs = deadlineMs;
   }
 
   #key(tenant: string, id: string): string {
@@ -64,7 +68,10 @@ export class SessionHotState {
   async get(tenant: string, id: string): Promise<HotSession | null> {
     const key = this.#key(tenant, id);
     try {
-      const answers = await this.#redis.multi().get(key).lrange(`${key}:w`, 0, -1).exec();
+      const answers = await withDeadline(
+        this.#redis.multi().get(key).lrange(`${key}:w`, 0, -1).exec(),
+        this.#deadlineMs,
+      );
       const state = answers?.[0]?.[1] as string | null | undefined;
       if (!state) return null;
       const window = ((answers?.[1]?.[1] as string[] | undefined) ?? [])
@@ -80,14 +87,17 @@ export class SessionHotState {
   /** Stores the session's state, unless Redis holds a newer one. */
   async put(session: SessionRow, now: number): Promise<void> {
     try {
-      await this.#redis.eval(
-        PUT_IF_NEWER,
-        1,
-        this.#key(session.tenant, session.id),
-        JSON.stringify(session),
-        session.messageCount,
-        session.lastActivityAt,
-        this.#ttl(session, now),
+      await withDeadline(
+        this.#redis.eval(
+          PUT_IF_NEWER,
+          1,
+          this.#key(session.tenant, session.id),
+          JSON.stringify(session),
+          session.messageCount,
+          session.lastActivityAt,
+          this.#ttl(session, now),
+        ),
+        this.#deadlineMs,
       );
     } catch {
       this.failures++;
@@ -110,7 +120,10 @@ export class SessionHotState {
       const tx = this.#redis.multi();
       if (replace) tx.del(key);
       if (messages.length > 0) tx.rpush(key, ...messages.map((m) => JSON.stringify(m)));
-      await tx.ltrim(key, -this.#window, -1).pexpire(key, this.#ttl(session, now)).exec();
+      await withDeadline(
+        tx.ltrim(key, -this.#window, -1).pexpire(key, this.#ttl(session, now)).exec(),
+        this.#deadlineMs,
+      );
     } catch {
       this.failures++;
     }
@@ -120,11 +133,14 @@ export class SessionHotState {
   async ended(session: SessionRow): Promise<void> {
     const key = this.#key(session.tenant, session.id);
     try {
-      await this.#redis
-        .multi()
-        .set(key, JSON.stringify(session), 'PX', AFTER_EXPIRY_MS)
-        .del(`${key}:w`)
-        .exec();
+      await withDeadline(
+        this.#redis
+          .multi()
+          .set(key, JSON.stringify(session), 'PX', AFTER_EXPIRY_MS)
+          .del(`${key}:w`)
+          .exec(),
+        this.#deadlineMs,
+      );
     } catch {
       this.failures++;
     }

@@ -49,8 +49,8 @@ describe('versions over a slow link to Redis', { skip }, () => {
 
   it('keeps a newer version announced while Redis confirms an older one', async () => {
     const scope = `acme/${randomUUID()}`;
-    const here = new Versions(new RedisL2(slowClient, newCounters()), clock, 10_000);
-    const elsewhere = new Versions(new RedisL2(fastClient, newCounters()), clock, 10_000);
+    const here = new Versions(new RedisL2(slowClient, newCounters(), 5_000), clock, 10_000);
+    const elsewhere = new Versions(new RedisL2(fastClient, newCounters(), 5_000), clock, 10_000);
     const v1 = await elsewhere.current(scope);
     assert.ok(v1 !== null);
 
@@ -75,7 +75,7 @@ describe('versions over a slow link to Redis', { skip }, () => {
     // The busiest users write concurrently: overlapping bumps each read the version before
     // the first one's and looked non-contiguous, which dropped the user's search index.
     const scope = `acme/${randomUUID()}`;
-    const here = new Versions(new RedisL2(slowClient, newCounters()), clock, 10_000);
+    const here = new Versions(new RedisL2(slowClient, newCounters(), 5_000), clock, 10_000);
     const v1 = await here.current(scope);
     assert.ok(v1 !== null);
     proxy.delay(50);
@@ -97,8 +97,8 @@ describe('versions over a slow link to Redis', { skip }, () => {
 
   it('keeps a newer version announced while its own bump is on the way', async () => {
     const scope = `acme/${randomUUID()}`;
-    const here = new Versions(new RedisL2(slowClient, newCounters()), clock, 10_000);
-    const elsewhere = new Versions(new RedisL2(fastClient, newCounters()), clock, 10_000);
+    const here = new Versions(new RedisL2(slowClient, newCounters(), 5_000), clock, 10_000);
+    const elsewhere = new Versions(new RedisL2(fastClient, newCounters(), 5_000), clock, 10_000);
     const v1 = await here.current(scope);
     assert.ok(v1 !== null);
 
