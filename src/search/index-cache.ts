@@ -16,6 +16,8 @@ export interface IndexCacheCounters {
   replayed: number;
   /** Builds refused by admission (the index would push out those of busier users). */
   refused: number;
+  /** Refused indexes of small users built for one search and not kept. */
+  transient: number;
 }
 
 /** Wants counted between two halvings of every count (so that old popularity fades). */
@@ -36,6 +38,7 @@ export class IndexCache {
     drops: 0,
     replayed: 0,
     refused: 0,
+    transient: 0,
   };
   readonly #lru: LRUCache<string, UserIndex> | null;
   // Users with more memories than an index may hold, by the version that was counted.

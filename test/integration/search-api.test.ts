@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { SIGNALS } from '../../src/search/fusion.ts';
+import { TRANSIENT_MAX_MEMORIES } from '../../src/search/search-service.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { type TestApp, testApp } from '../helpers/app.ts';
 import { needs, pgSchema, REDIS_URL } from '../helpers/services.ts';
@@ -380,6 +381,69 @@ function fullTextSuite(name: string, open: () => Promise<TestApp>): void {
     });
   });
 }
+
+describe('search: users whose index the cache refuses (a 1-byte index budget)', () => {
+  let t: TestApp;
+  const transientMax = TRANSIENT_MAX_MEMORIES;
+  before(async () => {
+    t = await testApp({ env: { ENGRAM_SEARCH_INDEX_MAX_BYTES: '1' } });
+    const items = (n: number, userId: string) =>
+      Array.from({ length: n }, (_, i) => ({
+        userId,
+        content: i === 0 ? 'Kayaking on the fjord in June' : `Note ${i} about the garden`,
+      }));
+    for (const [userId, n] of [
+      ['small', 5],
+      ['bigger', transientMax + 1],
+    ] as const) {
+      const res = await t.call({
+        method: 'POST',
+        url: '/v1/memories/batch',
+        payload: { items: items(n, userId) },
+      });
+      assert.equal(res.statusCode, 201, res.body);
+    }
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  async function searched(userId: string): Promise<{ answer: Answer; index: string }> {
+    const res = await t.call({
+      method: 'POST',
+      url: `/v1/users/${userId}/memories/search`,
+      payload: { query: 'kayak fjord' },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const index = /index;desc="(\w+)"/.exec(String(res.headers['server-timing']))?.[1] ?? '';
+    return { answer: res.json() as Answer, index };
+  }
+
+  async function transientBuilds(): Promise<number> {
+    const res = await t.call({ method: 'GET', url: '/v1/stats/cache' });
+    return (res.json() as { search: { transient: number } }).search.transient;
+  }
+
+  it(`ranks a user of at most ${transientMax} memories over an index built for the search, not kept`, async () => {
+    const before = await transientBuilds();
+    for (let i = 0; i < 2; i++) {
+      const { answer, index } = await searched('small');
+      assert.equal(answer.source, 'index');
+      assert.equal(index, 'built', 'never held: built again by each search');
+      assert.equal(answer.items[0]?.memory.content, 'Kayaking on the fjord in June');
+    }
+    assert.equal(await transientBuilds(), before + 2);
+  });
+
+  it('sends a bigger refused user to the store full-text index', async () => {
+    const before = await transientBuilds();
+    const { answer, index } = await searched('bigger');
+    assert.equal(answer.source, 'fulltext');
+    assert.equal(index, 'fulltext');
+    assert.equal(answer.items[0]?.memory.content, 'Kayaking on the fjord in June');
+    assert.equal(await transientBuilds(), before);
+  });
+});
 
 const LARGE = { ENGRAM_SEARCH_INDEX_MAX_MEMORIES: '3' };
 fullTextSuite('search: users too large to index (SQLite FTS5)', () => testApp({ env: LARGE }));

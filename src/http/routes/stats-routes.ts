@@ -37,6 +37,7 @@ const CacheStats = Type.Object({
     drops: Counter,
     replayed: Counter,
     refused: Counter,
+    transient: Counter,
     pendingAccesses: Counter,
     embedFailures: Counter,
   }),
