@@ -82,8 +82,9 @@ export interface Store {
   countLiveMemories(tenant: string, userId: string, now: number): Promise<number>;
   /**
    * A user's live memories whose content, tags or kind match any of `terms` (plain words, as
-   * the search tokenizer produced them; the adapter quotes or escapes them), best first by the
-   * store's full-text score, at most `limit`. For users too large for an in-process index.
+   * the search tokenizer produced them; the adapter quotes or escapes them), best first by a
+   * full-text score (PostgreSQL: ts_rank; SQLite: BM25 over the user's own candidates,
+   * `scoreCandidates`), at most `limit`. For users whose in-process index is not held.
    */
   searchText(
     tenant: string,

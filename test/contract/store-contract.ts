@@ -523,7 +523,11 @@ export function storeContract(
 
       const candidates = await store.searchText('acme', userId, ['apple', 'tea'], 10, T0);
       assert.equal(candidates.length, 3);
-      assert.deepEqual(candidates[0]?.row, apples, 'candidates carry the whole row');
+      assert.deepEqual(
+        candidates.find((c) => c.row.id === apples.id)?.row,
+        apples,
+        'candidates carry the whole row',
+      );
       for (const c of candidates) assert.ok(Number.isFinite(c.score) && c.score > 0, `${c.score}`);
       const scores = candidates.map((c) => c.score);
       assert.deepEqual(
