@@ -4,6 +4,7 @@ import { buildApp } from './app.ts';
 import { ensureBootstrapKey } from './auth/bootstrap-key.ts';
 import type { Config } from './config.ts';
 import { createContext } from './context.ts';
+import { boundHeapGrowth } from './util/heap-growth.ts';
 
 /**
  * Runs Engram until SIGINT/SIGTERM: then it stops accepting connections, lets in-flight
@@ -11,6 +12,7 @@ import { createContext } from './context.ts';
  * deadline (after which the process exits anyway).
  */
 export async function serve(config: Config): Promise<void> {
+  boundHeapGrowth(config.heapGrowingPercent);
   const logger = pino({ level: config.logLevel, base: { service: 'engram' } });
   const ctx = await createContext(config, logger);
   if (config.store.kind === 'sqlite' && config.bootstrapKey) {
