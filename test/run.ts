@@ -32,6 +32,7 @@ const ALL = [
   'test/integration/cache-store-down.test.ts',
   'test/unit/vector.test.ts',
   'test/unit/wal-sync.test.ts',
+  'test/unit/write-behind.test.ts',
   'test/unit/heap-growth.test.ts',
   'test/unit/cached-embedder.test.ts',
   'test/unit/http-embedder.test.ts',

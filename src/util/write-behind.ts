@@ -10,7 +10,22 @@ export interface WriteBehindOptions<V> {
   batchSize: number;
   /** Called with the entries of a failed write (they are dropped). */
   onError: (err: unknown, dropped: number) => void;
+  /**
+   * Order of the entries before they are cut into batches (e.g. by key, so that a batch's rows
+   * sit near each other in the store). Default: the order they were first buffered in.
+   */
+  compare?: (a: V, b: V) => number;
+  /**
+   * Spread the batches of a timed flush over this share of the interval, rather than writing
+   * them back to back (0, the default: back to back). A write queued behind a batch waits for
+   * one batch at most, not for the whole flush. An explicit {@link WriteBehind.flush} (stop, a
+   * full buffer) writes what is left without pauses.
+   */
+  spread?: number;
 }
+
+/** Longest pause between two batches of a spread flush. */
+const MAX_PAUSE_MS = 1_000;
 
 /**
  * A keyed buffer written behind in batches, once per interval (or early when it fills): never
@@ -21,6 +36,10 @@ export class WriteBehind<V, K = string> {
   #buffer = new Map<K, V>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
+  /** Set by an explicit flush: the write in progress stops pausing between batches. */
+  #hurry = false;
+  /** Ends the pause in progress early. */
+  #wake: (() => void) | undefined;
 
   constructor(options: WriteBehindOptions<V>) {
     this.#options = options;
@@ -53,25 +72,47 @@ export class WriteBehind<V, K = string> {
     return this.#buffer.size;
   }
 
-  /** Writes the buffer; concurrent calls share one write. */
-  flush(): Promise<void> {
-    this.#flushing ??= this.#write().finally(() => {
+  /**
+   * Writes the buffer without pauses; resolves once everything buffered at the call is written
+   * (a write in progress is hurried, then what was buffered since is written too).
+   */
+  async flush(): Promise<void> {
+    if (this.#flushing) {
+      this.#hurry = true;
+      this.#wake?.();
+      await this.#flushing;
+    }
+    await this.#start(false);
+  }
+
+  /** The timer's flush: spread over the interval when {@link WriteBehindOptions.spread} says so. */
+  #tick(): void {
+    if (!this.#flushing) void this.#start((this.#options.spread ?? 0) > 0);
+  }
+
+  /** Starts a write of the buffer unless one is in progress; concurrent calls share it. */
+  #start(paced: boolean): Promise<void> {
+    this.#flushing ??= this.#write(paced).finally(() => {
       this.#flushing = undefined;
+      this.#hurry = false;
     });
     return this.#flushing;
   }
 
-  async #write(): Promise<void> {
+  async #write(paced: boolean): Promise<void> {
     if (this.#buffer.size === 0) return;
     const entries = [...this.#buffer.values()];
     this.#buffer = new Map();
-    const { batchSize } = this.#options;
+    const { batchSize, compare, intervalMs, spread = 0 } = this.#options;
+    if (compare) entries.sort(compare);
+    const batches = Math.ceil(entries.length / batchSize);
+    const pauseMs = paced ? Math.min(MAX_PAUSE_MS, (intervalMs * spread) / batches) : 0;
     let written = 0;
     try {
       for (; written < entries.length; written += batchSize) {
         // A batch's promise settles in a microtask: without a turn of the event loop between
         // batches, a flush of 20,000 entries held it for the whole flush (≈ 400 ms on SQLite).
-        if (written > 0) await yieldToLoop();
+        if (written > 0) await (pauseMs > 0 && !this.#hurry ? this.#pause(pauseMs) : yieldToLoop());
         await this.#options.write(entries.slice(written, written + batchSize));
       }
     } catch (err) {
@@ -79,9 +120,24 @@ export class WriteBehind<V, K = string> {
     }
   }
 
+  /** Waits `ms`, or less when an explicit flush hurries the write. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+
   start(): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => void this.flush(), this.#options.intervalMs);
+    this.#timer = setInterval(() => this.#tick(), this.#options.intervalMs);
     this.#timer.unref();
   }
 
