@@ -875,6 +875,30 @@ describe('rank: properties on random memories', () => {
     );
   });
 
+  it("weighted fusion's pruned top k is the top k of every candidate scored (bounds never cut a winner)", () => {
+    // Small k over up to 40 memories: most candidates meet the bar.
+    const k = fc.integer({ min: 1, max: 3 });
+    fc.assert(
+      fc.property(rowsArb, queryArb, optionsArb, k, fc.nat(40), fc.boolean(), (...args) => {
+        const [some, query, over, k, touches, unpinned] = args;
+        // Without pinned memories, the pinned weight leaves no slack to hide a bound too low.
+        const rows = unpinned ? some.map((r) => ({ ...r, pinned: false })) : some;
+        const index = new UserIndex(1, rows);
+        // Accesses raise the index's use bound after the build, as searches do.
+        for (let i = 0; i < touches && rows.length > 0; i++) {
+          index.touch((rows[i % rows.length] as MemoryRow).id, NOW);
+        }
+        const o = options({ ...over, k, fusion: 'weighted', explain: false });
+        const got = rank(index, termsOf(query), o);
+        // k past every memory: nothing is ever below the bar, every candidate is scored.
+        const all = rank(index, termsOf(query), { ...o, k: rows.length + 1 });
+        const scores = (r: Ranked[]) => r.map((x) => Number(x.score.toFixed(12)));
+        assert.deepEqual(scores(got), scores(all).slice(0, got.length));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
   it('a memory that matches the query never ranks below one that matches nothing', () => {
     const fusion = fc.constantFrom('weighted', 'rrf') as fc.Arbitrary<'weighted' | 'rrf'>;
     const k = fc.integer({ min: 1, max: 20 });
