@@ -127,6 +127,8 @@ export class WriteBehind<V, K = string> {
         this.#wake = undefined;
         resolve();
       }, ms);
+      // Like the interval's timer: background work never keeps the process alive (stop flushes).
+      timer.unref();
       this.#wake = () => {
         clearTimeout(timer);
         this.#wake = undefined;
