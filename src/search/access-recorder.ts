@@ -1,17 +1,11 @@
 import type { Logger } from 'pino';
 import type { AccessDelta } from '../memory/memory-types.ts';
+import { accessOrder } from '../store/row-mapping.ts';
 import type { Store } from '../store/store.ts';
 import { WriteBehind } from '../util/write-behind.ts';
 
 /** Memories whose accesses are buffered before an early flush. */
 const MAX_BUFFERED = 100_000;
-
-const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Order of access deltas: by tenant, then memory id. */
-function byTenantAndId(a: AccessDelta, b: AccessDelta): number {
-  return byKey(a.tenant, b.tenant) || byKey(a.id, b.id);
-}
 
 /**
  * Counts accesses of memories returned by search and writes them behind, one batch per
@@ -27,9 +21,9 @@ export class AccessRecorder {
       // Each row of a batch is a random page of the memories table: small batches keep one
       // write short (the event loop turns between batches).
       batchSize: 100,
-      // In id order: ids grow with creation, like the table's row order, so neighbours in a
-      // batch share pages and a commit writes fewer of them.
-      compare: byTenantAndId,
+      // The stores' order, over the whole flush rather than per batch: neighbours in a batch
+      // share pages, and a commit writes fewer of them.
+      compare: accessOrder,
       // A flush of a busy interval is 100+ batches (each a commit of ≈ 100 pages): back to back
       // they held the store's write lock for up to a second, and every request's write waited
       // behind them. Spread over half the interval, a request's write waits for one at most.

@@ -247,8 +247,17 @@ export function mergeAccess(deltas: AccessDelta[]): AccessDelta[] {
       merged.set(key, { ...seen, count: seen.count + d.count, at: Math.max(seen.at, d.at) });
     else merged.set(key, { tenant: d.tenant, id: d.id, count: d.count, at: d.at });
   }
-  const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-  return [...merged.values()].sort((a, b) => byKey(a.tenant, b.tenant) || byKey(a.id, b.id));
+  return [...merged.values()].sort(accessOrder);
+}
+
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The order access deltas are written in: by tenant, then memory id (ids grow with creation,
+ * like the tables' row order, so rows written together share pages).
+ */
+export function accessOrder(a: AccessDelta, b: AccessDelta): number {
+  return byKey(a.tenant, b.tenant) || byKey(a.id, b.id);
 }
 
 /** Adds a delta's hour counts to stored ones (`"n,n,…"`, 24 of them); returns both forms. */

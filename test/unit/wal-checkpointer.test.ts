@@ -85,6 +85,25 @@ describe('WalCheckpointer', () => {
     await store.close();
   });
 
+  it('a store whose worker fails reports it once and goes on writing, checkpointing itself', async () => {
+    const file = join(dir, 'orphan.db');
+    const failures: unknown[] = [];
+    const store = new SqliteStore(file, (err) => failures.push(err));
+    await store.migrate();
+    const list = () => store.listMemories('acme', { userId: 'alice', limit: 10, now: Date.now() });
+    assert.deepEqual(await list(), []); // opens the reader connection
+    // The open connections keep the unlinked file; the worker, opening it by name, cannot.
+    rmSync(file);
+    await store.insertMemories([memoryRow({ content: 'first' })]);
+    for (let i = 0; i < 100 && failures.length === 0; i++) await sleep(20);
+    assert.equal(failures.length, 1);
+    // Writes go on being acknowledged (the writer checkpoints by itself again).
+    await store.insertMemories([memoryRow({ content: 'second' })]);
+    assert.equal((await list()).length, 2);
+    await store.close();
+    assert.equal(failures.length, 1);
+  });
+
   it('reports a worker that cannot open the database, once', async () => {
     const failures: unknown[] = [];
     const checkpointer = new WalCheckpointer(join(dir, 'missing', 'x.db'), 20, (err) =>

@@ -223,12 +223,21 @@ export class SqliteStore implements Store {
       this.#checkpointer = null;
       return;
     }
-    this.#db.pragma('wal_autocheckpoint = 0');
-    this.#checkpointer = new WalCheckpointer(this.#file, CHECKPOINT_INTERVAL_MS, (err) => {
-      // Without the worker the log would grow without bound: the writer checkpoints again.
-      if (this.#db.open) this.#db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+    try {
+      this.#checkpointer = new WalCheckpointer(this.#file, CHECKPOINT_INTERVAL_MS, (err) => {
+        // Without the worker the log would grow without bound: the writer checkpoints again.
+        if (this.#db.open) this.#db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+        this.#onCheckpointFailure(err);
+      });
+    } catch (err) {
+      // No worker thread (a resource limit): the writer keeps SQLite's own checkpoints, and
+      // the write that asked goes on.
+      this.#checkpointer = null;
       this.#onCheckpointFailure(err);
-    });
+      return;
+    }
+    // Turned off once the worker exists (its failures, reported later, turn them on again).
+    this.#db.pragma('wal_autocheckpoint = 0');
   }
 
   /** Resolves once every commit so far is on disk (a failed flush: the store is unavailable). */
