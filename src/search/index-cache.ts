@@ -23,7 +23,7 @@ export interface IndexCacheCounters {
 /** Wants counted between two halvings of every count (so that old popularity fades). */
 const AGING_EVERY = 10_000;
 /** Estimated bytes per memory before any index was built (then the held indexes' average). */
-const DEFAULT_BYTES_PER_MEMORY = 1_500;
+const DEFAULT_BYTES_PER_MEMORY = 650;
 
 /**
  * The per-user search indexes held in process: an LRU bounded by their estimated bytes, each

@@ -8,10 +8,11 @@ import {
   type SignalName,
   type Weights,
 } from './fusion.ts';
-import { passes, type SearchFilter } from './search-filter.ts';
+import { passes, passesAt, type SearchFilter } from './search-filter.ts';
 import { type Bm25Params, idf, importance, pinned, recency, similarity, usage } from './signals.ts';
+import { entrySlot, entryTf } from './term-postings.ts';
 import { TopK } from './top-k.ts';
-import { entrySlot, entryTf, type Scratch, type UserIndex } from './user-index.ts';
+import type { Scratch, UserIndex } from './user-index.ts';
 import { cosine } from './vector.ts';
 
 /** How to rank. */
@@ -100,8 +101,27 @@ export interface Ranked {
   explain?: Explanation;
 }
 
+/** What the signals other than text read of a memory. */
+type SignalSource = Pick<
+  MemoryRow,
+  'createdAt' | 'lastAccessedAt' | 'importance' | 'pinned' | 'accessCount' | 'embedding'
+>;
+
+/** The signal inputs of the memory in an index slot. */
+function sourceAt(index: UserIndex, slot: number): SignalSource {
+  const lastAccessedAt = index.lastAccessedAt(slot);
+  return {
+    createdAt: index.createdAt(slot),
+    lastAccessedAt: Number.isNaN(lastAccessedAt) ? null : lastAccessedAt,
+    importance: index.importance(slot),
+    pinned: index.isPinned(slot),
+    accessCount: index.accessCount(slot),
+    embedding: index.embedding(slot),
+  };
+}
+
 /** The value of every signal of a candidate (text already normalized). */
-function signalValues(row: MemoryRow, text: number, o: RankOptions): Record<SignalName, number> {
+function signalValues(row: SignalSource, text: number, o: RankOptions): Record<SignalName, number> {
   return {
     text,
     vector:
@@ -118,26 +138,30 @@ function signalValues(row: MemoryRow, text: number, o: RankOptions): Record<Sign
 const LN2 = Math.LN2;
 
 /**
- * Weighted sum of a candidate's signals: `fuseWeighted(signalValues(…))` inlined for the hot
- * loop (no objects, no allocation). The explain output checks the two agree (its contributions
- * add up to the score: test/integration/search-api.test.ts).
+ * Weighted sum of the signals of the memory in `slot`: `fuseWeighted(signalValues(…))` inlined
+ * for the hot loop, read from the index's columns (no objects, no allocation). The explain
+ * output checks the two agree (its contributions add up to the score:
+ * test/integration/search-api.test.ts).
  */
-function weightedScore(row: MemoryRow, text: number, o: RankOptions): number {
+function weightedScore(index: UserIndex, slot: number, text: number, o: RankOptions): number {
   const w = o.weights;
-  let score = w.text * text + w.importance * importance(row.importance);
+  let score = w.text * text + w.importance * importance(index.importance(slot));
   if (w.recency !== 0) {
-    const last =
-      row.lastAccessedAt !== null && row.lastAccessedAt > row.createdAt
-        ? row.lastAccessedAt
-        : row.createdAt;
+    const created = index.createdAt(slot);
+    const accessed = index.lastAccessedAt(slot);
+    // Not Math.max: a NaN (never accessed) must give the creation time.
+    let last = created;
+    if (accessed > created) last = accessed;
     const age = o.now - last;
     // Same as signals.recency, inlined: exp is cheaper than a power here.
     score += w.recency * (age <= 0 ? 1 : Math.exp((-age * LN2) / o.halfLifeMs));
   }
-  if (row.pinned) score += w.pinned;
-  if (w.use !== 0 && row.accessCount > 0) score += w.use * usage(row.accessCount);
-  if (w.vector !== 0 && o.queryVector !== null && row.embedding !== null) {
-    score += w.vector * similarity(cosine(o.queryVector, row.embedding));
+  if (index.isPinned(slot)) score += w.pinned;
+  const accesses = index.accessCount(slot);
+  if (w.use !== 0 && accesses > 0) score += w.use * usage(accesses);
+  if (w.vector !== 0 && o.queryVector !== null) {
+    const embedding = index.embedding(slot);
+    if (embedding !== null) score += w.vector * similarity(cosine(o.queryVector, embedding));
   }
   return score;
 }
@@ -152,15 +176,19 @@ function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratc
   const n = index.docCount;
   const avg = index.averageLength;
   const { k1, b } = o.bm25;
+  const postings = index.postings;
+  const entries = postings.entries;
   for (const term of terms) {
-    const posting = index.postings.get(term);
-    const df = posting?.[0] ?? 0;
-    if (!posting || df === 0) continue;
+    const p = postings.find(term);
+    const df = p < 0 ? 0 : postings.df(p);
+    if (df === 0) continue;
     const w = idf(df, n) * (k1 + 1);
-    for (let i = 1; i < posting.length; i++) {
-      const entry = posting[i] as number;
+    const start = postings.start(p);
+    const end = start + postings.length(p);
+    for (let i = start; i < end; i++) {
+      const entry = entries[i] as number;
       const slot = entrySlot(entry);
-      const length = index.lengths[slot] as number;
+      const length = index.length(slot);
       if (length === 0) continue;
       const before = scores[slot] as number;
       if (before === 0) touched.push(slot);
@@ -192,22 +220,29 @@ function spreadContext(index: UserIndex, touched: number[], sc: Scratch, share: 
   const added: number[] = [];
   for (const slot of touched) {
     const first = share * (sc.scores[slot] as number);
-    // Both directions: `before` first, then `after`.
-    give(index.before, slot, first, sc, added);
-    give(index.after, slot, first, sc, added);
+    // Both directions: the earlier messages first, then the later ones.
+    give(index, false, slot, first, sc, added);
+    give(index, true, slot, first, sc, added);
   }
   return added;
 }
 
-/** Gives the neighbours of `slot` along `links` their context share of `first`. */
-function give(links: number[], slot: number, first: number, sc: Scratch, added: number[]): void {
+/** Gives the neighbours of `slot` on one side their context share of `first`. */
+function give(
+  index: UserIndex,
+  later: boolean,
+  slot: number,
+  first: number,
+  sc: Scratch,
+  added: number[],
+): void {
   const { scores, context } = sc;
   let gift = first;
-  let near = links[slot] as number;
+  let near = later ? index.next(slot) : index.prev(slot);
   for (let d = 0; d < CONTEXT_WINDOW && near >= 0; d++, gift *= CONTEXT_FALLOFF) {
     if (context[near] === 0 && scores[near] === 0) added.push(near);
     context[near] = (context[near] as number) + gift;
-    near = links[near] as number;
+    near = later ? index.next(near) : index.prev(near);
   }
 }
 
@@ -256,7 +291,7 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
     let candidates: number[];
     if (everyone) {
       candidates = [];
-      for (let s = 0; s < index.slots; s++) if (index.rows[s]) candidates.push(s);
+      for (let s = 0; s < index.slots; s++) if (index.isLive(s)) candidates.push(s);
     } else {
       candidates = near.length > 0 ? touched.concat(near) : touched;
       for (const s of index.pinned) {
@@ -267,12 +302,11 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
     const kept: number[] = [];
     let maxText = 0;
     for (const s of candidates) {
-      const row = index.rows[s];
-      if (!row) continue;
       if (open) {
-        // Without expiring memories the row is not read here (most candidates are not kept).
-        if (index.expiring > 0 && row.expiresAt !== null && row.expiresAt <= o.now) continue;
-      } else if (!passes(row, o.filter, o.now)) continue;
+        if (!index.isLive(s)) continue;
+        // Without expiring memories the expiry is not read (most candidates are not kept).
+        if (index.expiring > 0 && index.expired(s, o.now)) continue;
+      } else if (!passesAt(index, s, o.filter, o.now)) continue;
       kept.push(s);
       const text = (scores[s] as number) + (context[s] as number);
       if (text > maxText) maxText = text;
@@ -282,7 +316,7 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
     let best: Array<{ slot: number; score: number }>;
     if (o.fusion === 'rrf') {
       best = fuseRrf(
-        kept.map((s) => signalValues(index.rows[s] as MemoryRow, textOf(sc, s, scale), o)),
+        kept.map((s) => signalValues(sourceAt(index, s), textOf(sc, s, scale), o)),
         o.weights,
       )
         .map((score, i) => ({ slot: kept[i] as number, score }))
@@ -294,7 +328,7 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
     if (best.length < o.k && !everyone) best = fill(index, best, sc, o);
 
     return best.map(({ slot, score }) => {
-      const row = index.rows[slot] as MemoryRow;
+      const row = index.row(slot) as MemoryRow;
       if (!o.explain) return { row, score };
       return {
         row,
@@ -341,14 +375,14 @@ function weightedBest(
   for (const s of kept) byText.offer(s, textOf(sc, s, scale));
   const seeds = byText.sorted().map((e) => e.slot);
   for (const s of seeds) {
-    top.offer(s, weightedScore(index.rows[s] as MemoryRow, textOf(sc, s, scale), o));
+    top.offer(s, weightedScore(index, s, textOf(sc, s, scale), o));
   }
   // The bar moves only when a candidate is offered.
   let bar = top.floor() - others - BOUND_SLACK;
   for (const s of kept) {
     const text = textOf(sc, s, scale);
     if (w.text * text < bar || seeds.includes(s)) continue;
-    top.offer(s, weightedScore(index.rows[s] as MemoryRow, text, o));
+    top.offer(s, weightedScore(index, s, text, o));
     bar = top.floor() - others - BOUND_SLACK;
   }
   return top.sorted();
@@ -369,13 +403,12 @@ function fill(
   const top = new TopK(o.k - best.length);
   const open = isEmpty(o.filter);
   for (let s = 0; s < index.slots; s++) {
-    const row = index.rows[s];
     // Candidates (matched, given context, or pinned) were ranked already.
-    if (!row || sc.scores[s] !== 0 || sc.context[s] !== 0 || row.pinned) continue;
+    if (sc.scores[s] !== 0 || sc.context[s] !== 0 || index.isPinned(s)) continue;
     if (open) {
-      if (row.expiresAt !== null && row.expiresAt <= o.now) continue;
-    } else if (!passes(row, o.filter, o.now)) continue;
-    top.offer(s, weightedScore(row, 0, o));
+      if (!index.isLive(s) || index.expired(s, o.now)) continue;
+    } else if (!passesAt(index, s, o.filter, o.now)) continue;
+    top.offer(s, weightedScore(index, s, 0, o));
   }
   // A memory without a matching term ranks after every memory with one.
   let floor = Number.POSITIVE_INFINITY;
@@ -393,18 +426,11 @@ function explainOne(
 ): Explanation {
   const matched = terms.filter((t) => index.holds(t, slot));
   const bm25 = sc.scores[slot] as number;
-  return explanation(
-    index.rows[slot] as MemoryRow,
-    text,
-    matched,
-    bm25,
-    sc.context[slot] as number,
-    o,
-  );
+  return explanation(sourceAt(index, slot), text, matched, bm25, sc.context[slot] as number, o);
 }
 
 function explanation(
-  row: MemoryRow,
+  row: SignalSource,
   text: number,
   matchedTerms: string[],
   bm25: number,

@@ -309,7 +309,10 @@ export class SearchService {
     for (;;) {
       const chunk = await this.#store.exportMemories(tenant, userId, after, BUILD_CHUNK, now);
       for (const row of chunk) index.upsert(row);
-      if (chunk.length < BUILD_CHUNK) return { index, keep };
+      if (chunk.length < BUILD_CHUNK) {
+        if (keep) index.trim();
+        return { index, keep };
+      }
       after = chunk[chunk.length - 1]?.id ?? null;
       await yieldToLoop();
     }

@@ -1,27 +1,6 @@
-import type { MemoryRow } from '../memory/memory-types.ts';
+import type { JsonObject, MemoryRow } from '../memory/memory-types.ts';
+import { entryOf, TermPostings } from './term-postings.ts';
 import { termsOf } from './tokenizer.ts';
-
-/** Bits of a posting entry that hold the term frequency (the rest hold the slot). */
-const TF_BITS = 9;
-/** Term frequencies are counted up to this (BM25 has long saturated by then). */
-const TF_MAX = (1 << TF_BITS) - 1;
-
-/**
- * The documents of one term, packed into one array of small integers: element 0 is the term's
- * document frequency (live memories holding it: emptied slots stay until compaction), then an
- * entry per slot holding it, slots ascending, each `slot << 9 | tf` (read with
- * {@link entrySlot} and {@link entryTf}). One array per term, not an object and two arrays:
- * most terms of a user occur once, and the three objects cost six times the packed array.
- * Slots stay below 2^22 (at most 1,000,000 memories per index, a quarter more slots before
- * compaction), so an entry stays a 31-bit small integer.
- */
-export type Posting = number[];
-
-/** The slot of a posting entry. */
-export const entrySlot = (entry: number): number => entry >>> TF_BITS;
-
-/** The term frequency of a posting entry. */
-export const entryTf = (entry: number): number => entry & TF_MAX;
 
 /** Per-slot working arrays of one ranking. */
 export interface Scratch {
@@ -39,24 +18,56 @@ const MAX_REMOVED = 10_000;
 /** Slots freed by removals are compacted away once they are this share of all slots. */
 const COMPACT_SHARE = 0.25;
 
-// Estimates of the heap an index takes, fitted (least squares, within 1%) to V8's heap growth
-// with 10 to 10,000 indexes of 5 to 10,000 memories each (LoCoMo texts, rows as `toRow` makes
-// them): ≈ 800 B per index (maps, sets, arrays), ≈ 125 B per distinct term beyond its
-// characters (map entry, packed array), ≈ 12 B per posting entry (with the arrays' growth
-// slack), ≈ 225 B per memory (row, id, slot maps and arrays) beyond its content; strings
-// counted at 2 B per character (they may be two-byte).
-/** Estimated bytes of an empty index. */
-const INDEX_BYTES = 800;
-/** Estimated bytes of a new term's posting, beyond the term's characters. */
-const POSTING_BYTES = 125;
-/** Estimated bytes of a posting entry. */
-const ENTRY_BYTES = 12;
+// The number columns of a slot: NUMS float64 per slot. A null time is NaN (every comparison
+// with NaN is false: a NaN expiry never passes, a NaN last access is never the later one).
+const CREATED = 0;
+const UPDATED = 1;
+const LAST_ACCESS = 2;
+const EXPIRES = 3;
+const IMPORTANCE = 4;
+const NUMS = 5;
 
-/** Estimated bytes a memory takes in an index with `distinctTerms` postings entries. */
-function docBytes(row: MemoryRow, distinctTerms: number): number {
-  return (
-    225 + row.content.length * 2 + distinctTerms * ENTRY_BYTES + (row.embedding?.byteLength ?? 0)
-  );
+// The integer columns of a slot: INTS int32 per slot.
+const FLAGS = 0;
+const LENGTH = 1;
+const BEFORE = 2;
+const AFTER = 3;
+const ACCESSES = 4;
+const VERSION = 5;
+/** The slot's record in the text arena: content from START to MIDDLE, then tags and metadata. */
+const RECORD_START = 6;
+const RECORD_MIDDLE = 7;
+const RECORD_END = 8;
+/** Codes in the index's string table (-1: null). */
+const KIND = 9;
+const AGENT = 10;
+const SESSION = 11;
+const INTS = 12;
+
+const LIVE = 1;
+const PINNED = 2;
+
+/** Slots of a new index's columns (doubled as it grows). */
+const FIRST_SLOTS = 4;
+/** Bytes of a new index's text arena. */
+const FIRST_RECORD_BYTES = 512;
+
+// Heap an index takes beyond its typed arrays: the object and its maps, and per memory its id
+// (string, map entry, array slot). Measured with 2,000 indexes of Zipf-distributed sizes holding
+// 100,000 and 300,000 LoCoMo memories: 116–157 B of V8 heap per memory beyond the arrays; the
+// estimate came within 2% of heap plus arrays.
+/** Estimated heap bytes of an empty index. */
+const INDEX_BYTES = 1_200;
+/** Estimated heap bytes of a memory's id. */
+const ID_BYTES = 110;
+/** Estimated heap bytes of a string in the string table (beyond 2 B per character). */
+const STRING_BYTES = 80;
+
+/** The text of a memory as it is indexed: content, tags and kind. */
+export function indexedText(row: MemoryRow): string {
+  return row.tags.length === 0
+    ? `${row.content} ${row.kind}`
+    : `${row.content} ${row.tags.join(' ')} ${row.kind}`;
 }
 
 /** The distinct terms of a memory with their frequencies, in text order. */
@@ -67,11 +78,9 @@ function termCounts(row: MemoryRow): { counts: Map<string, number>; length: numb
   return { counts, length: terms.length };
 }
 
-/** The text of a memory as it is indexed: content, tags and kind. */
-export function indexedText(row: MemoryRow): string {
-  return row.tags.length === 0
-    ? `${row.content} ${row.kind}`
-    : `${row.content} ${row.tags.join(' ')} ${row.kind}`;
+function isEmptyObject(o: JsonObject): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 /** The ranker's working arrays, shared by every index: {@link UserIndex.scratch}. */
@@ -83,37 +92,52 @@ let scratch: Scratch = {
 
 /**
  * The search index of one user's memories: term statistics (postings, document lengths), the
- * memories themselves (for filters and the non-text signals) and, per session, the memories in
- * order (a message's neighbours give it context). Built once from the store, then kept in step
- * with the user's writes; the stored text is tokenized once, when a memory is added.
+ * memories themselves (for filters, the non-text signals and the answers) and, per session, the
+ * memories in order (a message's neighbours give it context). Built once from the store, then
+ * kept in step with the user's writes; the stored text is tokenized once, when a memory is
+ * added.
  *
- * A memory is held in a slot; removing it empties the slot and leaves its postings, which the
- * ranker skips. Slots are compacted when a quarter of them are empty.
+ * A memory is held in a slot. Its numbers are columns of two typed arrays, its content, tags
+ * and metadata a UTF-8 record in a byte arena, its postings in {@link TermPostings}: all off
+ * the V8 heap, where the same memories as objects took ≈ 1.5 KB each and V8 let the heap grow
+ * to a multiple of that between collections. {@link row} builds a memory back as an object, for
+ * the few a search answers with. On the heap stay the ids (the map from id to slot) and the
+ * strings that repeat (kinds, agents, sessions), once each.
+ *
+ * Removing a memory empties its slot and leaves its postings, which the ranker skips. Slots are
+ * compacted when a quarter of them are empty.
  */
 export class UserIndex {
-  /** The memory in each slot, or null for an emptied slot. */
-  rows: (MemoryRow | null)[] = [];
-  /** Indexed terms of each slot (0 for an emptied slot). */
-  lengths: number[] = [];
-  /** Distinct terms of each slot (0 for an emptied slot): its bytes are given back on removal. */
-  #distinct: number[] = [];
-  /**
-   * One copy of each owner, kind and session string the memories repeat: a store hands every
-   * row its own copies, a tenth of a memory's heap.
-   */
-  #strings = new Map<string, string>();
+  /** Number columns, {@link NUMS} per slot. */
+  nums = new Float64Array(FIRST_SLOTS * NUMS);
+  /** Integer columns, {@link INTS} per slot. */
+  ints = new Int32Array(FIRST_SLOTS * INTS);
+  /** Content, tags and metadata of each slot, UTF-8. */
+  #records = Buffer.allocUnsafeSlow(FIRST_RECORD_BYTES);
+  #recordBytes = 0;
+  /** Id of each slot ('' for an emptied slot). */
+  #ids: string[] = [];
+  /** Embedding of each slot, once some memory has one. */
+  #embeddings: (Float32Array | null)[] | null = null;
+  #embeddingBytes = 0;
+  /** The strings memories repeat (kinds, agents, sessions), each once, and their codes. */
+  #strings: string[] = [];
+  #codes = new Map<string, number>();
+  #stringBytes = 0;
+  /** The owner of every memory held. */
+  #tenant: string | null = null;
+  #userId: string | null = null;
+  #slots = 0;
   /** Slot of each held memory. */
   slotOf = new Map<string, number>();
-  postings = new Map<string, Posting>();
+  postings = new TermPostings();
   /** Slots of pinned memories: ranked with every query. */
   pinned = new Set<number>();
   /**
-   * Per session, the slot of its newest memory; with `before` and `after` (-1: none), a
-   * session's memories form a list in id (= creation) order: a message's neighbours.
+   * Per session, the slot of its newest memory; with the before and after links ({@link prev},
+   * {@link next}; -1: none), a session's memories form a list in id (= creation) order.
    */
   sessionTail = new Map<string, number>();
-  before: number[] = [];
-  after: number[] = [];
   /** Versions of memories removed from the index: an older copy is never added back. */
   readonly #removed = new Map<string, number>();
   /** Held memories that have an expiry (the ranker checks expiry only when there are some). */
@@ -121,8 +145,6 @@ export class UserIndex {
   /** Live documents and the sum of their lengths (for BM25's average length). */
   docCount = 0;
   totalLength = 0;
-  /** Approximate bytes held (for the byte-bounded cache of indexes). */
-  bytes = INDEX_BYTES;
   #empty = 0;
   /** The cache version of the user this index reflects. */
   version: number;
@@ -134,7 +156,21 @@ export class UserIndex {
 
   /** Number of slots, emptied ones included (the range of slot numbers). */
   get slots(): number {
-    return this.rows.length;
+    return this.#slots;
+  }
+
+  /** Approximate bytes held (for the byte-bounded cache of indexes): arrays, then the heap. */
+  get bytes(): number {
+    return (
+      this.nums.byteLength +
+      this.ints.byteLength +
+      this.#records.byteLength +
+      this.postings.bytes +
+      this.#embeddingBytes +
+      INDEX_BYTES +
+      this.docCount * ID_BYTES +
+      this.#stringBytes
+    );
   }
 
   /**
@@ -143,8 +179,8 @@ export class UserIndex {
    * index cost 36 B per slot of every held index).
    */
   scratch(): Scratch {
-    if (scratch.scores.length < this.rows.length) {
-      const size = Math.max(64, this.rows.length * 2);
+    if (scratch.scores.length < this.#slots) {
+      const size = Math.max(64, this.#slots * 2);
       scratch = {
         scores: new Float64Array(size),
         context: new Float64Array(size),
@@ -156,17 +192,13 @@ export class UserIndex {
 
   /** Live memories holding `term` (a stem). */
   df(term: string): number {
-    return this.postings.get(term)?.[0] ?? 0;
+    const p = this.postings.find(term);
+    return p < 0 ? 0 : this.postings.df(p);
   }
 
   /** Whether the memory in `slot` holds `term`. */
   holds(term: string, slot: number): boolean {
-    const posting = this.postings.get(term);
-    if (!posting) return false;
-    for (let i = 1; i < posting.length; i++) {
-      if (entrySlot(posting[i] as number) === slot) return true;
-    }
-    return false;
+    return this.postings.holds(term, slot);
   }
 
   /** Average indexed length of a live memory. */
@@ -174,15 +206,158 @@ export class UserIndex {
     return this.docCount === 0 ? 0 : this.totalLength / this.docCount;
   }
 
+  /** Whether `slot` holds a memory (not emptied). */
+  isLive(slot: number): boolean {
+    return ((this.ints[slot * INTS + FLAGS] as number) & LIVE) !== 0;
+  }
+
+  /** Whether the memory in `slot` is pinned. */
+  isPinned(slot: number): boolean {
+    return ((this.ints[slot * INTS + FLAGS] as number) & PINNED) !== 0;
+  }
+
+  /** Indexed terms of `slot` (0 for an emptied slot). */
+  length(slot: number): number {
+    return this.ints[slot * INTS + LENGTH] as number;
+  }
+
+  /** The previous memory of the slot's session (-1: none). */
+  prev(slot: number): number {
+    return this.ints[slot * INTS + BEFORE] as number;
+  }
+
+  /** The next memory of the slot's session (-1: none). */
+  next(slot: number): number {
+    return this.ints[slot * INTS + AFTER] as number;
+  }
+
+  /** Id of the memory in `slot`. */
+  id(slot: number): string {
+    return this.#ids[slot] as string;
+  }
+
+  createdAt(slot: number): number {
+    return this.nums[slot * NUMS + CREATED] as number;
+  }
+
+  updatedAt(slot: number): number {
+    return this.nums[slot * NUMS + UPDATED] as number;
+  }
+
+  /** Last access time, NaN when never accessed. */
+  lastAccessedAt(slot: number): number {
+    return this.nums[slot * NUMS + LAST_ACCESS] as number;
+  }
+
+  importance(slot: number): number {
+    return this.nums[slot * NUMS + IMPORTANCE] as number;
+  }
+
+  accessCount(slot: number): number {
+    return this.ints[slot * INTS + ACCESSES] as number;
+  }
+
+  embedding(slot: number): Float32Array | null {
+    return this.#embeddings?.[slot] ?? null;
+  }
+
+  /** Whether the memory in `slot` has expired at `now`. */
+  expired(slot: number, now: number): boolean {
+    return (this.nums[slot * NUMS + EXPIRES] as number) <= now;
+  }
+
+  /** The kind of the memory in `slot`. */
+  kind(slot: number): string {
+    return this.#string(this.ints[slot * INTS + KIND] as number) as string;
+  }
+
+  agentId(slot: number): string | null {
+    return this.#string(this.ints[slot * INTS + AGENT] as number);
+  }
+
+  sessionId(slot: number): string | null {
+    return this.#string(this.ints[slot * INTS + SESSION] as number);
+  }
+
+  /** Tags of the memory in `slot` (read from its record). */
+  tags(slot: number): string[] {
+    return this.#extra(slot)[0];
+  }
+
+  /** The memory in `slot` as the store gave it (access statistics as they are now), or null. */
+  row(slot: number): MemoryRow | null {
+    if (slot < 0 || slot >= this.#slots || !this.isLive(slot)) return null;
+    const i = slot * INTS;
+    const f = slot * NUMS;
+    const ints = this.ints;
+    const nums = this.nums;
+    const [tags, metadata] = this.#extra(slot);
+    const lastAccess = nums[f + LAST_ACCESS] as number;
+    const expires = nums[f + EXPIRES] as number;
+    return {
+      tenant: this.#tenant as string,
+      id: this.#ids[slot] as string,
+      userId: this.#userId as string,
+      agentId: this.#string(ints[i + AGENT] as number),
+      sessionId: this.#string(ints[i + SESSION] as number),
+      content: this.#records.toString(
+        'utf8',
+        ints[i + RECORD_START] as number,
+        ints[i + RECORD_MIDDLE] as number,
+      ),
+      kind: this.#string(ints[i + KIND] as number) as string,
+      tags,
+      metadata,
+      importance: nums[f + IMPORTANCE] as number,
+      pinned: ((ints[i + FLAGS] as number) & PINNED) !== 0,
+      createdAt: nums[f + CREATED] as number,
+      updatedAt: nums[f + UPDATED] as number,
+      expiresAt: Number.isNaN(expires) ? null : expires,
+      deletedAt: null,
+      accessCount: ints[i + ACCESSES] as number,
+      lastAccessedAt: Number.isNaN(lastAccess) ? null : lastAccess,
+      version: ints[i + VERSION] as number,
+      embedding: this.embedding(slot),
+    };
+  }
+
+  /**
+   * Fits every array to what it holds. Arrays grow by doubling while an index is built; a
+   * built index then changes by a few memories at a time, so its slack would mostly stay unused.
+   */
+  trim(): void {
+    const slots = Math.max(1, this.#slots);
+    this.nums = this.nums.slice(0, slots * NUMS);
+    this.ints = this.ints.slice(0, slots * INTS);
+    const records = Buffer.allocUnsafeSlow(Math.max(1, this.#recordBytes));
+    this.#records.copy(records, 0, 0, this.#recordBytes);
+    this.#records = records;
+    this.postings.trim();
+  }
+
+  /** Every held memory, as rows (for compaction and checks). */
+  *liveRows(): Generator<MemoryRow> {
+    for (let s = 0; s < this.#slots; s++) {
+      const row = this.row(s);
+      if (row) yield row;
+    }
+  }
+
   /**
    * Brings a memory into the index as the store now has it: added, replaced, or removed when
    * deleted. An older version than the one held (or last removed) is ignored, so changes
-   * applied out of order cannot go back in time.
+   * applied out of order cannot go back in time. Every memory of an index has one owner.
    */
   upsert(row: MemoryRow): void {
+    if (this.#tenant === null) {
+      this.#tenant = row.tenant;
+      this.#userId = row.userId;
+    } else if (row.tenant !== this.#tenant || row.userId !== this.#userId) {
+      throw new RangeError('UserIndex: a memory of another user');
+    }
     const slot = this.slotOf.get(row.id);
-    const held = slot === undefined ? undefined : this.rows[slot];
-    const known = held?.version ?? this.#removed.get(row.id);
+    const known =
+      slot !== undefined ? (this.ints[slot * INTS + VERSION] as number) : this.#removed.get(row.id);
     if (known !== undefined && known > row.version) return;
     if (slot !== undefined) this.#clear(slot);
     if (row.deletedAt !== null) {
@@ -198,134 +373,194 @@ export class UserIndex {
   /** Updates the access statistics of a held memory (they are not versioned edits). */
   touch(id: string, at: number): void {
     const slot = this.slotOf.get(id);
-    const row = slot === undefined ? null : this.rows[slot];
-    if (!row) return;
-    row.accessCount += 1;
-    if (row.lastAccessedAt === null || row.lastAccessedAt < at) row.lastAccessedAt = at;
+    if (slot === undefined) return;
+    this.ints[slot * INTS + ACCESSES] = (this.ints[slot * INTS + ACCESSES] as number) + 1;
+    const f = slot * NUMS + LAST_ACCESS;
+    const last = this.nums[f] as number;
+    if (Number.isNaN(last) || last < at) this.nums[f] = at;
   }
 
   #add(row: MemoryRow): void {
-    const slot = this.rows.length;
+    if (this.#slots * INTS === this.ints.length) this.#grow();
+    const slot = this.#slots++;
     const { counts, length } = termCounts(row);
-    for (const [term, n] of counts) {
-      const entry = slot * (TF_MAX + 1) + Math.min(n, TF_MAX);
-      const posting = this.postings.get(term);
-      if (posting) {
-        posting[0] = (posting[0] as number) + 1;
-        posting.push(entry);
-      } else {
-        // A literal: exactly two elements until a second memory holds the term.
-        this.postings.set(term, [1, entry]);
-        this.bytes += term.length * 2 + POSTING_BYTES;
-      }
+    for (const [term, n] of counts) this.postings.add(term, entryOf(slot, n));
+    const i = slot * INTS;
+    const f = slot * NUMS;
+    const ints = this.ints;
+    const nums = this.nums;
+    nums[f + CREATED] = row.createdAt;
+    nums[f + UPDATED] = row.updatedAt;
+    nums[f + LAST_ACCESS] = row.lastAccessedAt ?? Number.NaN;
+    nums[f + EXPIRES] = row.expiresAt ?? Number.NaN;
+    nums[f + IMPORTANCE] = row.importance;
+    ints[i + FLAGS] = LIVE | (row.pinned ? PINNED : 0);
+    ints[i + LENGTH] = length;
+    ints[i + BEFORE] = -1;
+    ints[i + AFTER] = -1;
+    ints[i + ACCESSES] = row.accessCount;
+    ints[i + VERSION] = row.version;
+    ints[i + KIND] = this.#code(row.kind);
+    ints[i + AGENT] = row.agentId === null ? -1 : this.#code(row.agentId);
+    ints[i + SESSION] = row.sessionId === null ? -1 : this.#code(row.sessionId);
+    this.#writeRecord(slot, row);
+    this.#ids.push(row.id);
+    if (row.embedding !== null) {
+      this.#embeddings ??= [];
+      this.#embeddings[slot] = row.embedding;
+      this.#embeddingBytes += row.embedding.byteLength;
     }
-    this.#share(row);
     if (row.expiresAt !== null) this.expiring++;
-    this.#distinct.push(counts.size);
-    this.rows.push(row);
-    this.lengths.push(length);
     this.slotOf.set(row.id, slot);
     if (row.pinned) this.pinned.add(slot);
-    this.before.push(-1);
-    this.after.push(-1);
-    if (row.sessionId !== null) this.#joinSession(row.sessionId, slot, row.id);
+    if (row.sessionId !== null) this.#joinSession(ints[i + SESSION] as number, slot, row.id);
     this.docCount++;
     this.totalLength += length;
-    this.bytes += docBytes(row, counts.size);
   }
 
-  /** Points the row's repeated strings at this index's one copy of each (equal strings). */
-  #share(row: MemoryRow): void {
-    row.tenant = this.#one(row.tenant);
-    row.userId = this.#one(row.userId);
-    row.kind = this.#one(row.kind);
-    if (row.agentId !== null) row.agentId = this.#one(row.agentId);
-    if (row.sessionId !== null) row.sessionId = this.#one(row.sessionId);
+  /** Doubles the columns. */
+  #grow(): void {
+    const nums = new Float64Array(this.nums.length * 2);
+    nums.set(this.nums);
+    this.nums = nums;
+    const ints = new Int32Array(this.ints.length * 2);
+    ints.set(this.ints);
+    this.ints = ints;
   }
 
-  #one(value: string): string {
-    const held = this.#strings.get(value);
+  /** Writes the slot's content, then its tags and metadata (JSON, when there are any). */
+  #writeRecord(slot: number, row: MemoryRow): void {
+    const extra =
+      row.tags.length === 0 && isEmptyObject(row.metadata)
+        ? ''
+        : JSON.stringify([row.tags, row.metadata]);
+    // At most 3 UTF-8 bytes per UTF-16 unit.
+    const most = (row.content.length + extra.length) * 3;
+    if (this.#recordBytes + most > this.#records.byteLength) {
+      let size = this.#records.byteLength * 2;
+      while (size < this.#recordBytes + most) size *= 2;
+      const grown = Buffer.allocUnsafeSlow(size);
+      this.#records.copy(grown, 0, 0, this.#recordBytes);
+      this.#records = grown;
+    }
+    const i = slot * INTS;
+    const start = this.#recordBytes;
+    const middle = start + this.#records.write(row.content, start, 'utf8');
+    const end = extra === '' ? middle : middle + this.#records.write(extra, middle, 'utf8');
+    this.ints[i + RECORD_START] = start;
+    this.ints[i + RECORD_MIDDLE] = middle;
+    this.ints[i + RECORD_END] = end;
+    this.#recordBytes = end;
+  }
+
+  /** Tags and metadata of the slot (fresh objects: callers may keep them). */
+  #extra(slot: number): [string[], JsonObject] {
+    const i = slot * INTS;
+    const middle = this.ints[i + RECORD_MIDDLE] as number;
+    const end = this.ints[i + RECORD_END] as number;
+    if (middle === end) return [[], {}];
+    return JSON.parse(this.#records.toString('utf8', middle, end)) as [string[], JsonObject];
+  }
+
+  #code(value: string): number {
+    const held = this.#codes.get(value);
     if (held !== undefined) return held;
-    this.#strings.set(value, value);
-    return value;
+    const code = this.#strings.length;
+    this.#strings.push(value);
+    this.#codes.set(value, code);
+    this.#stringBytes += value.length * 2 + STRING_BYTES;
+    return code;
   }
 
-  #joinSession(sessionId: string, slot: number, id: string): void {
+  #string(code: number): string | null {
+    return code < 0 ? null : (this.#strings[code] as string);
+  }
+
+  #joinSession(code: number, slot: number, id: string): void {
+    const sessionId = this.#strings[code] as string;
     const tail = this.sessionTail.get(sessionId);
     if (tail === undefined) {
       this.sessionTail.set(sessionId, slot);
       return;
     }
+    const ints = this.ints;
     // Usually the newest message: linked after the tail; an imported older one is walked to.
     let prev = tail;
-    while (prev >= 0 && (this.rows[prev]?.id ?? '') > id) prev = this.before[prev] as number;
-    const next = prev >= 0 ? (this.after[prev] as number) : this.#head(tail);
-    this.before[slot] = prev;
-    this.after[slot] = next;
-    if (prev >= 0) this.after[prev] = slot;
-    if (next >= 0) this.before[next] = slot;
+    while (prev >= 0 && (this.#ids[prev] as string) > id)
+      prev = ints[prev * INTS + BEFORE] as number;
+    const next = prev >= 0 ? (ints[prev * INTS + AFTER] as number) : this.#head(tail);
+    ints[slot * INTS + BEFORE] = prev;
+    ints[slot * INTS + AFTER] = next;
+    if (prev >= 0) ints[prev * INTS + AFTER] = slot;
+    if (next >= 0) ints[next * INTS + BEFORE] = slot;
     if (prev === tail) this.sessionTail.set(sessionId, slot);
   }
 
   #head(slot: number): number {
     let head = slot;
-    while ((this.before[head] as number) >= 0) head = this.before[head] as number;
+    while ((this.ints[head * INTS + BEFORE] as number) >= 0) {
+      head = this.ints[head * INTS + BEFORE] as number;
+    }
     return head;
   }
 
   #clear(slot: number): void {
-    const row = this.rows[slot];
+    const row = this.row(slot);
     if (!row) return;
-    this.rows[slot] = null;
-    this.bytes -= docBytes(row, this.#distinct[slot] ?? 0);
+    const ints = this.ints;
+    const i = slot * INTS;
     // The row is the one indexed (only access statistics change in place): its terms again.
-    for (const term of termCounts(row).counts.keys()) {
-      const posting = this.postings.get(term);
-      if (posting) posting[0] = (posting[0] as number) - 1;
-    }
-    this.#distinct[slot] = 0;
+    for (const term of termCounts(row).counts.keys()) this.postings.release(term);
     if (row.expiresAt !== null) this.expiring--;
+    if (this.#embeddings && row.embedding) {
+      this.#embeddingBytes -= row.embedding.byteLength;
+      this.#embeddings[slot] = null;
+    }
     this.slotOf.delete(row.id);
+    this.#ids[slot] = '';
     this.pinned.delete(slot);
     if (row.sessionId !== null) {
-      const prev = this.before[slot] as number;
-      const next = this.after[slot] as number;
-      if (prev >= 0) this.after[prev] = next;
-      if (next >= 0) this.before[next] = prev;
+      const prev = ints[i + BEFORE] as number;
+      const next = ints[i + AFTER] as number;
+      if (prev >= 0) ints[prev * INTS + AFTER] = next;
+      if (next >= 0) ints[next * INTS + BEFORE] = prev;
       if (this.sessionTail.get(row.sessionId) === slot) {
         if (prev >= 0) this.sessionTail.set(row.sessionId, prev);
         else this.sessionTail.delete(row.sessionId);
       }
-      this.before[slot] = -1;
-      this.after[slot] = -1;
+      ints[i + BEFORE] = -1;
+      ints[i + AFTER] = -1;
     }
     this.docCount--;
-    this.totalLength -= this.lengths[slot] ?? 0;
-    this.lengths[slot] = 0;
+    this.totalLength -= ints[i + LENGTH] as number;
+    ints[i + LENGTH] = 0;
+    ints[i + FLAGS] = 0;
     this.#empty++;
-    if (this.#empty > 64 && this.#empty > this.rows.length * COMPACT_SHARE) this.#compact();
+    if (this.#empty > 64 && this.#empty > this.#slots * COMPACT_SHARE) this.#compact();
   }
 
-  /** Rebuilds the index without emptied slots (renumbering them). */
+  /** Rebuilds the index without emptied slots (renumbering them, dropping their records). */
   #compact(): void {
-    const fresh = new UserIndex(
-      this.version,
-      this.rows.filter((r): r is MemoryRow => r !== null),
-    );
-    this.rows = fresh.rows;
-    this.lengths = fresh.lengths;
-    this.#distinct = fresh.#distinct;
+    const fresh = new UserIndex(this.version, this.liveRows());
+    fresh.trim();
+    this.nums = fresh.nums;
+    this.ints = fresh.ints;
+    this.#records = fresh.#records;
+    this.#recordBytes = fresh.#recordBytes;
+    this.#ids = fresh.#ids;
+    this.#embeddings = fresh.#embeddings;
+    this.#embeddingBytes = fresh.#embeddingBytes;
     this.#strings = fresh.#strings;
+    this.#codes = fresh.#codes;
+    this.#stringBytes = fresh.#stringBytes;
+    this.#slots = fresh.#slots;
     this.slotOf = fresh.slotOf;
     this.postings = fresh.postings;
     this.pinned = fresh.pinned;
     this.sessionTail = fresh.sessionTail;
-    this.before = fresh.before;
-    this.after = fresh.after;
     this.docCount = fresh.docCount;
     this.expiring = fresh.expiring;
     this.totalLength = fresh.totalLength;
-    this.bytes = fresh.bytes;
     this.#empty = 0;
   }
 }

@@ -96,24 +96,26 @@ function live(row: MemoryRow | null, now: number): row is MemoryRow {
  * the newest summary, and the most important and the newest memories.
  */
 function scan(index: UserIndex, now: number): Pick<Candidates, 'summary' | 'important' | 'recent'> {
-  let summary: MemoryRow | null = null;
+  let summary = -1;
   const important = new TopK(PRELOAD_LIMITS.important);
   const recent = new TopK(PRELOAD_LIMITS.recent);
+  // Read from the index's columns: a memory is built as a row only when it is chosen.
   for (let s = 0; s < index.slots; s++) {
-    const row = index.rows[s] ?? null;
-    if (!live(row, now)) continue;
-    if (row.kind === 'summary' && (!summary || row.id > summary.id)) summary = row;
-    important.offer(s, row.importance);
-    recent.offer(s, row.createdAt);
+    if (!index.isLive(s) || index.expired(s, now)) continue;
+    if (index.kind(s) === 'summary' && (summary < 0 || index.id(s) > index.id(summary))) {
+      summary = s;
+    }
+    important.offer(s, index.importance(s));
+    recent.offer(s, index.createdAt(s));
   }
-  const rows = (top: TopK) => top.sorted().map((t) => index.rows[t.slot] as MemoryRow);
-  return { summary, important: rows(important), recent: rows(recent) };
+  const rows = (top: TopK) => top.sorted().map((t) => index.row(t.slot) as MemoryRow);
+  return { summary: index.row(summary), important: rows(important), recent: rows(recent) };
 }
 
 /** The candidates from a held index: no store access. */
 function fromIndex(index: UserIndex, context: string, now: number, halfLifeMs: number): Candidates {
   const pinned = [...index.pinned]
-    .map((s) => index.rows[s] ?? null)
+    .map((s) => index.row(s))
     .filter((r): r is MemoryRow => live(r, now))
     .sort((a, b) => (a.id < b.id ? 1 : -1))
     .slice(0, PRELOAD_LIMITS.pinned);

@@ -76,16 +76,16 @@ describe('IndexCache: admission', () => {
 describe('IndexCache: estimate', () => {
   it('follows the bytes per memory of recent builds, big ones weighing most', () => {
     const cache = new IndexCache(10 ** 9);
-    assert.equal(cache.estimate(10), 15_000); // before any build: 1,500 B per memory
+    assert.equal(cache.estimate(10), 6_500); // before any build: 650 B per memory
     const big = indexOf('a', 1_000);
     const perMemory = big.bytes / big.docCount;
     // A tiny index barely moves it.
     cache.set('u:tiny', indexOf('t', 2));
-    assert.ok(Math.abs(cache.estimate(1) - 1_500) < 0.01 * 1_500);
+    assert.ok(Math.abs(cache.estimate(1) - 650) < 0.01 * 650);
     // Big builds pull it to their bytes per memory (a fifth of the way each).
     for (let i = 0; i < 30; i++) cache.set(`u:${i}`, big);
     const off = Math.abs(cache.estimate(1_000) - big.bytes) / big.bytes;
     assert.ok(off < 0.02, `estimate ${cache.estimate(1_000)} vs ${big.bytes}`);
-    assert.ok(Math.abs(perMemory - 1_500) > 100, 'the test index must differ from the default');
+    assert.ok(Math.abs(perMemory - 650) > 100, 'the test index must differ from the default');
   });
 });

@@ -89,18 +89,18 @@ function sessionOrder(index: UserIndex, sessionId: string): string[] {
   const tail = index.sessionTail.get(sessionId);
   if (tail === undefined) return [];
   const backwards: number[] = [];
-  for (let s = tail; s >= 0; s = index.before[s] as number) {
+  for (let s = tail; s >= 0; s = index.prev(s)) {
     backwards.push(s);
     assert.ok(backwards.length <= index.slots, 'cycle in before links');
   }
   const forwards: number[] = [];
-  for (let s = backwards.at(-1) as number; s >= 0; s = index.after[s] as number) {
+  for (let s = backwards.at(-1) as number; s >= 0; s = index.next(s)) {
     forwards.push(s);
     assert.ok(forwards.length <= index.slots, 'cycle in after links');
   }
   assert.deepEqual(forwards, [...backwards].reverse(), 'before and after links disagree');
   return forwards.map((s) => {
-    const row = index.rows[s];
+    const row = index.row(s);
     assert.ok(row, `session ${sessionId} links to emptied slot ${s}`);
     assert.equal(row.sessionId, sessionId);
     return row.id;
@@ -231,17 +231,55 @@ describe('UserIndex: building and updating', () => {
     index.touch(idOf(1), NOW - 5);
     index.touch(idOf(1), NOW - 10);
     index.touch('unknown', NOW);
-    const row = index.rows[index.slotOf.get(idOf(1)) as number];
+    const row = index.row(index.slotOf.get(idOf(1)) as number);
     assert.equal(row?.accessCount, 1 + 1);
     assert.equal(row?.lastAccessedAt, NOW - 5);
   });
 
-  it('gives back the bytes it counted when a memory is replaced by an identical one', () => {
-    const row = mem(1, 'apple banana cherry', { embedding: new Float32Array(256) });
+  it('holds no more bytes after thousands of replacements of one memory than after the first', () => {
+    let row = mem(1, 'apple banana cherry', { embedding: new Float32Array(256) });
     const index = new UserIndex(1, [row]);
-    const before = index.bytes;
-    index.upsert(next(row));
-    assert.equal(index.bytes, before);
+    const replace = (times: number) => {
+      for (let v = 0; v < times; v++) {
+        row = next(row);
+        index.upsert(row);
+      }
+    };
+    replace(64);
+    const settled = index.bytes;
+    replace(5_000);
+    // Replaced slots, their records and postings are given back by compaction.
+    assert.ok(index.bytes <= settled, `${index.bytes} > ${settled}`);
+    assert.equal(index.docCount, 1);
+    assert.equal(index.row(index.slotOf.get(row.id) as number)?.version, row.version);
+  });
+
+  it('gives every field of a memory back as it was added', () => {
+    const rows = [
+      mem(1, 'plain ascii'),
+      mem(2, 'naïve café — 東京 🍣', {
+        agentId: 'agent-7',
+        sessionId: 'sess-1',
+        kind: 'preference',
+        tags: ['food', 'travel'],
+        metadata: { source: 'chat', nested: { n: 1, list: [true, null, 'x'] } },
+        importance: 0.37,
+        pinned: true,
+        expiresAt: NOW + DAY,
+        accessCount: 4,
+        lastAccessedAt: NOW - 3,
+        version: 9,
+        updatedAt: NOW - 2,
+        embedding: new Float32Array([0.25, -1, 3]),
+      }),
+      mem(3, '', { tags: ['only-tags'] }),
+    ];
+    const index = new UserIndex(1, rows);
+    for (const row of rows) {
+      assert.deepEqual(index.row(index.slotOf.get(row.id) as number), row);
+    }
+    assert.equal(index.row(-1), null);
+    assert.equal(index.row(index.slots), null);
   });
 });
 
@@ -257,10 +295,10 @@ describe('UserIndex: session links', () => {
     index.upsert(mem(4, 'no session'));
     assert.deepEqual(sessionOrder(index, 's'), [idOf(1), idOf(2), idOf(3), idOf(5)]);
     assert.deepEqual(sessionOrder(index, 't'), [idOf(10)]);
-    assert.equal(index.rows[index.sessionTail.get('s') as number]?.id, idOf(5));
+    assert.equal(index.row(index.sessionTail.get('s') as number)?.id, idOf(5));
     const lone = index.slotOf.get(idOf(4)) as number;
-    assert.equal(index.before[lone], -1);
-    assert.equal(index.after[lone], -1);
+    assert.equal(index.prev(lone), -1);
+    assert.equal(index.next(lone), -1);
   });
 
   it('unlinks a removed middle message, and moves the tail when the newest goes', () => {
@@ -372,10 +410,9 @@ describe('UserIndex: compaction', () => {
     const empty = index.slots - index.docCount;
     assert.ok(empty <= Math.max(64, index.slots * 0.25), `${empty} empty of ${index.slots}`);
     assert.equal(index.docCount, live.size);
-    for (const [term, posting] of index.postings) {
-      const df = posting[0] as number;
-      assert.ok(df >= 0, term);
-      assert.ok(df <= posting.length - 1, term);
+    for (const { df, length } of index.postings.runs()) {
+      assert.ok(df >= 0);
+      assert.ok(df <= length);
     }
   });
 
