@@ -44,6 +44,7 @@ const ALL = [
   'test/unit/timeout-models.test.ts',
   'test/unit/search-tokenizer.test.ts',
   'test/unit/search-signals.test.ts',
+  'test/unit/term-postings.test.ts',
   'test/unit/search-index.test.ts',
   'test/unit/index-cache.test.ts',
   'test/unit/timeout-model.test.ts',

@@ -52,7 +52,8 @@ function hashB(term: string): number {
  * 32-bit hashes of it, not by its string (a user's index holds thousands of terms; two of them
  * sharing both hashes has a chance near 2^-64 per pair). Each term's entries form one run of
  * the arena, slots ascending; a full run moves to the end of the arena at twice its capacity,
- * and the arena is repacked when runs left behind outweigh the live ones. {@link trim} fits
+ * and the arena is repacked when the runs left behind reach half the live runs' capacity (a
+ * third of the arena's used part). {@link trim} fits
  * every array to what it holds, once an index is built.
  *
  * As objects on the heap (a Map of term strings to arrays) the postings cost ≈ 125 B per term
@@ -223,10 +224,12 @@ export class TermPostings {
     this.#reserved += grown - capacity;
   }
 
-  /** Makes room for `more` entries at the arena's end: repacked when half of it is left behind. */
+  /** Makes room for `more` entries at the arena's end, repacking first when it pays. */
   #reserve(more: number): void {
     if (this.#used + more <= this.entries.length) return;
-    if (this.#used - this.#reserved > this.#used / 2) this.#repack(this.entries.length);
+    // Runs left behind never outgrow the live runs' capacities (each moved at half its size):
+    // repacked once they reach half of them, a third of the used arena.
+    if (this.#used - this.#reserved > this.#reserved / 2) this.#repack(this.entries.length);
     const needed = this.#used + more;
     if (needed <= this.entries.length) return;
     let size = this.entries.length * 2;
