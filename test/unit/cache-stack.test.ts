@@ -225,6 +225,20 @@ describe('L1 byte bound', () => {
     assert.equal(l1.get('k')?.version, 6);
     assert.equal(l1.get('k')?.body.length, 30);
   });
+
+  it("keeps a body sliced from a larger buffer in memory of its own (never pins the pool's slab)", () => {
+    const l1 = new L1Cache(100_000, 60_000, newCounters());
+    const pooled = Buffer.from('{"id":"m1","content":"a short body"}');
+    assert.ok(pooled.buffer.byteLength > pooled.byteLength, 'Buffer.from slices the pool');
+    l1.set('k', { ...entry(0), body: pooled });
+    const kept = l1.get('k')?.body as Buffer;
+    assert.deepEqual(kept, pooled);
+    assert.equal(kept.buffer.byteLength, kept.byteLength);
+    // A body that owns its memory is kept as it is.
+    const own = Buffer.allocUnsafeSlow(8).fill(1);
+    l1.set('o', { ...entry(0), body: own });
+    assert.equal(l1.get('o')?.body, own);
+  });
 });
 
 describe('SingleFlight', () => {
