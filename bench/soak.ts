@@ -34,6 +34,38 @@ export const SOAK_OPTIONS: Record<string, string> = {
   rate: 'R       offered requests/s (default: half the saturation, measured first)',
 };
 
+/** Where the server's memory was at the end of the soak (MiB), from its stats routes. */
+interface MemoryAtEnd {
+  heapUsed: number;
+  heapTotal: number;
+  arrayBuffers: number;
+  searchIndexes: number;
+  l1Bodies: number;
+}
+
+const MIB = 2 ** 20;
+
+/** Reads the server's memory and cache stats: what its RSS is made of. */
+async function memoryAtEnd(base: string, key: string): Promise<MemoryAtEnd> {
+  const get = async (path: string) => {
+    const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${key}` } });
+    if (!res.ok) throw new Error(`soak: ${path} answered ${res.status}`);
+    return res.json();
+  };
+  const memory = (await get('/v1/stats/memory')) as Record<string, number>;
+  const cache = (await get('/v1/stats/cache')) as {
+    counters: { l1Bytes: number };
+    search: { bytes: number };
+  };
+  return {
+    heapUsed: (memory.heapUsed ?? 0) / MIB,
+    heapTotal: (memory.heapTotal ?? 0) / MIB,
+    arrayBuffers: (memory.arrayBuffers ?? 0) / MIB,
+    searchIndexes: cache.search.bytes / MIB,
+    l1Bodies: cache.counters.l1Bytes / MIB,
+  };
+}
+
 /** One window of the soak with the server's state at its end. */
 interface Sample extends WindowFigures {
   rssMiB: number | null;
@@ -76,6 +108,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   let measuredSaturation: number | null = null;
   let rssBefore: number | null;
   let result: Awaited<ReturnType<typeof runMix>>;
+  let memory: MemoryAtEnd;
   try {
     rssBefore = processRssMiB(server.pid);
     if (opts.extra?.rate !== undefined) {
@@ -127,6 +160,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         }
       },
     });
+    memory = await memoryAtEnd(server.base, server.key);
   } finally {
     await server.stop();
   }
@@ -181,6 +215,16 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         `≤ ${TARGET_RSS_MIB}: ${rssEnd <= TARGET_RSS_MIB ? 'met' : '**not met**'}`,
       ],
       ['server RSS max MiB', fmt(rssMax), '—'],
+      [
+        'at the end: V8 heap used / reserved MiB',
+        `${fmt(memory.heapUsed)} / ${fmt(memory.heapTotal)}`,
+        '—',
+      ],
+      [
+        'at the end: array buffers MiB (search indexes, L1 bodies)',
+        `${fmt(memory.arrayBuffers)} (${fmt(memory.searchIndexes)}, ${fmt(memory.l1Bodies)})`,
+        '—',
+      ],
       ['RSS slope, second half, MiB/min', fmt(rssSlope, 2), '≈ 0'],
       ['p99 first minute ms (median of windows)', ms(medianP99(firstMinute)), '—'],
       ['p99 last minute ms (median of windows)', ms(medianP99(lastMinute)), '—'],
@@ -215,6 +259,6 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
           ]),
       },
     ],
-    data: { mix, lengthSec, rate, measuredSaturation, rssBefore, samples, result },
+    data: { mix, lengthSec, rate, measuredSaturation, rssBefore, memory, samples, result },
   };
 }

@@ -92,6 +92,7 @@ describe('health and docs', () => {
       'GET /v1/users/{userId}/export',
       'DELETE /v1/users/{userId}',
       'GET /v1/stats/cache',
+      'GET /v1/stats/memory',
       'POST /v1/sessions',
       'POST /v1/sessions/{id}/messages',
       'GET /v1/sessions/{id}',
@@ -115,6 +116,29 @@ describe('health and docs', () => {
     assert.equal(res.statusCode, 503);
     assert.equal(res.json().error.code, 'ENGRAM_NOT_READY');
     await broken.close();
+  });
+
+  it('reports where the memory is: resident, V8 heap, array buffers', async () => {
+    const res = await t.call({ method: 'GET', url: '/v1/stats/memory' });
+    assert.equal(res.statusCode, 200, res.body);
+    const m = res.json() as {
+      rss: number;
+      heapTotal: number;
+      heapUsed: number;
+      external: number;
+      arrayBuffers: number;
+    };
+    assert.deepEqual(Object.keys(m).sort(), [
+      'arrayBuffers',
+      'external',
+      'heapTotal',
+      'heapUsed',
+      'rss',
+    ]);
+    for (const v of Object.values(m)) assert.ok(Number.isInteger(v) && v > 0);
+    assert.ok(m.heapUsed <= m.heapTotal && m.heapTotal < m.rss && m.arrayBuffers <= m.external);
+    const unauthorized = await t.app.inject({ url: '/v1/stats/memory' });
+    assert.equal(unauthorized.statusCode, 401);
   });
 
   it('answers unknown routes with a catalog 404', async () => {

@@ -366,6 +366,14 @@ const ROUTES: Route[] = [
     writes: false,
     okStatus: 200,
   },
+  {
+    name: 'GET /v1/stats/memory',
+    method: 'GET',
+    path: '/v1/stats/memory',
+    url: () => '/v1/stats/memory',
+    writes: false,
+    okStatus: 200,
+  },
 ];
 
 /** Routes whose requests carry a body that the server parses (every non-GET route). */

@@ -43,9 +43,22 @@ const CacheStats = Type.Object({
   }),
 });
 
+/** The process's memory in bytes, as `process.memoryUsage()` reads it. */
+const MemoryStats = Type.Object({
+  /** Resident set size: what the operating system counts against the process. */
+  rss: Counter,
+  /** V8's heap: reserved, and in use by live and not yet collected objects. */
+  heapTotal: Counter,
+  heapUsed: Counter,
+  /** Memory outside V8's heap held by JavaScript objects (array buffers among it). */
+  external: Counter,
+  /** Typed arrays and Buffers: the search indexes and the L1 bodies live here. */
+  arrayBuffers: Counter,
+});
+
 /**
  * GET /v1/stats/cache: this instance's cache and search-index counters (the metrics issue
- * exports them too).
+ * exports them too); GET /v1/stats/memory: where its memory is.
  */
 export function statsRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
   return async (app) => {
@@ -69,6 +82,20 @@ export function statsRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
           embedFailures: ctx.search.embedFailures,
         },
       }),
+    );
+    app.get(
+      '/v1/stats/memory',
+      {
+        schema: {
+          tags: ['stats'],
+          summary: "This instance's memory: resident, V8 heap, array buffers",
+          response: { 200: MemoryStats, ...errorResponses },
+        },
+      },
+      async () => {
+        const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
+        return { rss, heapTotal, heapUsed, external, arrayBuffers };
+      },
     );
   };
 }
