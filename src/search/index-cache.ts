@@ -134,7 +134,10 @@ export class IndexCache {
     for (const row of rows) index.upsert(row);
     index.version = bump.version;
     this.counters.updates++;
-    this.#lru?.set(scope, index); // its size changed
+    // Its size changed. lru-cache takes a new size only with a new value: set again, the same
+    // index kept its first size, and the held indexes outgrew the budget (1.7× in a soak).
+    this.#lru?.delete(scope);
+    this.#lru?.set(scope, index);
   }
 
   /** Indexes held and their estimated bytes. */

@@ -89,3 +89,32 @@ describe('IndexCache: estimate', () => {
     assert.ok(Math.abs(perMemory - 650) > 100, 'the test index must differ from the default');
   });
 });
+
+describe('IndexCache: writes', () => {
+  it('counts a held index at its size after a write applied in place (and evicts for it)', () => {
+    const index = indexOf('a', 200);
+    index.trim();
+    const cache = new IndexCache(10 ** 9);
+    cache.set('u:a', index);
+    const before = cache.stats.bytes;
+    const row = memoryRow({ id: 'a-new', userId: 'a', content: 'one more note', version: 1 });
+    cache.afterWrite('u:a', [row], { version: 2, previous: 1, contiguous: true });
+    assert.ok(index.bytes > before, 'a write into a trimmed index grows it');
+    assert.equal(cache.stats.bytes, index.bytes);
+    assert.equal(cache.get('u:a', 2), index);
+    // A budget that holds both before the write, only the grown index after: the other goes.
+    const small = indexOf('b', 1);
+    const budget = index.bytes + Math.floor(small.bytes / 2);
+    assert.ok(before + small.bytes <= budget);
+    const tight = new IndexCache(budget);
+    const held = indexOf('a', 200);
+    held.trim();
+    tight.set('u:b', small);
+    tight.set('u:a', held);
+    assert.equal(tight.get('u:b', 1), small);
+    tight.afterWrite('u:a', [row], { version: 2, previous: 1, contiguous: true });
+    assert.equal(tight.get('u:b', 1), undefined);
+    assert.equal(tight.get('u:a', 2), held);
+    assert.ok(tight.stats.bytes <= budget);
+  });
+});
