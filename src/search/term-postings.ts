@@ -1,3 +1,5 @@
+import { grownCapacity } from './growth.ts';
+
 /** Bits of a posting entry that hold the term frequency (the rest hold the slot). */
 const TF_BITS = 9;
 /** Term frequencies are counted up to this (BM25 has long saturated by then). */
@@ -172,7 +174,7 @@ export class TermPostings {
   #insert(a: number, b: number): number {
     const t = this.#count++;
     if (t * STRIDE === this.#terms.length) {
-      const grown = new Int32Array(this.#terms.length * 2);
+      const grown = new Int32Array(grownCapacity(this.#terms.length / STRIDE, t + 1) * STRIDE);
       grown.set(this.#terms);
       this.#terms = grown;
     }
@@ -232,9 +234,7 @@ export class TermPostings {
     if (this.#used - this.#reserved > this.#reserved / 2) this.#repack(this.entries.length);
     const needed = this.#used + more;
     if (needed <= this.entries.length) return;
-    let size = this.entries.length * 2;
-    while (size < needed) size *= 2;
-    const grown = new Int32Array(size);
+    const grown = new Int32Array(grownCapacity(this.entries.length, needed));
     grown.set(this.entries.subarray(0, this.#used));
     this.entries = grown;
   }

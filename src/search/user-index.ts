@@ -1,4 +1,5 @@
 import type { JsonObject, MemoryRow } from '../memory/memory-types.ts';
+import { grownCapacity } from './growth.ts';
 import { entryOf, TermPostings } from './term-postings.ts';
 import { termsOf } from './tokenizer.ts';
 
@@ -418,12 +419,13 @@ export class UserIndex {
     this.totalLength += length;
   }
 
-  /** Doubles the columns. */
+  /** Gives the columns room for one more slot. */
   #grow(): void {
-    const nums = new Float64Array(this.nums.length * 2);
+    const slots = grownCapacity(this.ints.length / INTS, this.#slots + 1);
+    const nums = new Float64Array(slots * NUMS);
     nums.set(this.nums);
     this.nums = nums;
-    const ints = new Int32Array(this.ints.length * 2);
+    const ints = new Int32Array(slots * INTS);
     ints.set(this.ints);
     this.ints = ints;
   }
@@ -437,8 +439,7 @@ export class UserIndex {
     // At most 3 UTF-8 bytes per UTF-16 unit.
     const most = (row.content.length + extra.length) * 3;
     if (this.#recordBytes + most > this.#records.byteLength) {
-      let size = this.#records.byteLength * 2;
-      while (size < this.#recordBytes + most) size *= 2;
+      const size = grownCapacity(this.#records.byteLength, this.#recordBytes + most);
       const grown = Buffer.allocUnsafeSlow(size);
       this.#records.copy(grown, 0, 0, this.#recordBytes);
       this.#records = grown;
