@@ -41,6 +41,8 @@ interface MemoryAtEnd {
   arrayBuffers: number;
   searchIndexes: number;
   l1Bodies: number;
+  /** The index cache's counters: held indexes, hits, builds, refusals, one-search builds. */
+  search: { indexes: number; hits: number; builds: number; refused: number; transient: number };
 }
 
 const MIB = 2 ** 20;
@@ -55,14 +57,16 @@ async function memoryAtEnd(base: string, key: string): Promise<MemoryAtEnd> {
   const memory = (await get('/v1/stats/memory')) as Record<string, number>;
   const cache = (await get('/v1/stats/cache')) as {
     counters: { l1Bytes: number };
-    search: { bytes: number };
+    search: MemoryAtEnd['search'] & { bytes: number };
   };
+  const { indexes, hits, builds, refused, transient } = cache.search;
   return {
     heapUsed: (memory.heapUsed ?? 0) / MIB,
     heapTotal: (memory.heapTotal ?? 0) / MIB,
     arrayBuffers: (memory.arrayBuffers ?? 0) / MIB,
     searchIndexes: cache.search.bytes / MIB,
     l1Bodies: cache.counters.l1Bytes / MIB,
+    search: { indexes, hits, builds, refused, transient },
   };
 }
 
@@ -223,6 +227,11 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       [
         'at the end: array buffers MiB (search indexes, L1 bodies)',
         `${fmt(memory.arrayBuffers)} (${fmt(memory.searchIndexes)}, ${fmt(memory.l1Bodies)})`,
+        '—',
+      ],
+      [
+        'search indexes held; hits / builds / refused (of which built for one search)',
+        `${fmt(memory.search.indexes)}; ${fmt(memory.search.hits)} / ${fmt(memory.search.builds)} / ${fmt(memory.search.refused)} (${fmt(memory.search.transient)})`,
         '—',
       ],
       ['RSS slope, second half, MiB/min', fmt(rssSlope, 2), '≈ 0'],
