@@ -21,6 +21,7 @@ import {
 import { writeChart } from './lib/plot.ts';
 import type { ScenarioOptions, ScenarioResult } from './lib/report.ts';
 import { processRssMiB } from './lib/rss.ts';
+import { inheritedSettings } from './lib/server-process.ts';
 import type { runMix, WindowFigures } from './lib/virtual-users.ts';
 
 /** RSS target after a 10-minute soak with 1,000,000 memories (issue 6). */
@@ -203,6 +204,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     })),
   });
   const rel = (path: string) => path.slice(PLOT_DIR.length + 1);
+  const inherited = inheritedSettings();
   const errors = result.errors;
 
   return {
@@ -247,7 +249,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       measuredSaturation === null
         ? `Rate given with --rate.`
         : `Rate: half the saturation measured first (closed loop, the same ${fmt(mix.vus)} users on ${mix.sockets} connections, ${opts.durationSec} s: ${fmt(measuredSaturation)} req/s).`,
-      `RSS from /proc/<pid>/status (VmRSS) of the server at the end of every ${WINDOW_SEC}-s window; the server runs with the default settings (L1 cache ${fmt(64)} MiB, search indexes ${fmt(128)} MiB).`,
+      `RSS from /proc/<pid>/status (VmRSS) of the server at the end of every ${WINDOW_SEC}-s window; the server runs with the default settings (L1 cache ${fmt(64)} MiB, search indexes ${fmt(128)} MiB)${inherited.length === 0 ? '' : `, but ${inherited.join(', ')} (from the bench's environment)`}.`,
       `Plots: [RSS](${rel(rssChart)}), [latency](${rel(latencyChart)}).`,
     ],
     sections: [

@@ -10,7 +10,12 @@ import { probePostgres } from './postgres.ts';
 import { probeRedis, SHARED_REDIS_URL } from './redis.ts';
 import type { ScenarioOptions } from './report.ts';
 import { type SeededData, seedData } from './seeded-engram.ts';
-import { type EngramServer, REPO_ROOT, type StoreKind } from './server-process.ts';
+import {
+  type EngramServer,
+  inheritedSettings,
+  REPO_ROOT,
+  type StoreKind,
+} from './server-process.ts';
 import { ACTION_SHARES, type MixResult, type MixSpec, runMix } from './virtual-users.ts';
 
 /** Options of the end-to-end scenarios, with their help text. */
@@ -122,7 +127,7 @@ async function seedMix(mix: MixOptions, label: string): Promise<MixData> {
     text,
     seeded,
     env,
-    describe: `${dataset.total.toLocaleString('en-US')} memories of ${mix.users.toLocaleString('en-US')} users, sizes Zipf(1.0) capped at ${mix.maxPerUser.toLocaleString('en-US')} (biggest ${biggest.toLocaleString('en-US')}, median ${middle.toLocaleString('en-US')}), the same law for which users are busiest; texts: ${text.origin === 'locomo' ? `LoCoMo's ${text.size.toLocaleString('en-US')} dialog turns as memories and messages, its questions as queries (read from ../shared/datasets/locomo10-dev)` : 'synthetic Zipf-vocabulary text (LoCoMo not found at ../shared/datasets/locomo10-dev)'}; seeded through POST /v1/memories/batch in ${mix.store === 'sqlite' ? 'SQLite' : `PostgreSQL${env.REDIS_URL ? ' + Redis' : ''}`} (${seeded.seeding.seconds.toFixed(1)} s), then a fresh server started on the data; server settings: defaults${mix.indexMiB === undefined ? '' : `, but search indexes ${mix.indexMiB} MiB (ENGRAM_SEARCH_INDEX_MAX_BYTES; the default 128 MiB holds about a third of this data set's indexes)`}`,
+    describe: `${dataset.total.toLocaleString('en-US')} memories of ${mix.users.toLocaleString('en-US')} users, sizes Zipf(1.0) capped at ${mix.maxPerUser.toLocaleString('en-US')} (biggest ${biggest.toLocaleString('en-US')}, median ${middle.toLocaleString('en-US')}), the same law for which users are busiest; texts: ${text.origin === 'locomo' ? `LoCoMo's ${text.size.toLocaleString('en-US')} dialog turns as memories and messages, its questions as queries (read from ../shared/datasets/locomo10-dev)` : 'synthetic Zipf-vocabulary text (LoCoMo not found at ../shared/datasets/locomo10-dev)'}; seeded through POST /v1/memories/batch in ${mix.store === 'sqlite' ? 'SQLite' : `PostgreSQL${env.REDIS_URL ? ' + Redis' : ''}`} (${seeded.seeding.seconds.toFixed(1)} s), then a fresh server started on the data; server settings: defaults${mix.indexMiB === undefined ? '' : `, but search indexes ${mix.indexMiB} MiB (ENGRAM_SEARCH_INDEX_MAX_BYTES)`}${inheritedSettings().length === 0 ? '' : `, and ${inheritedSettings().join(', ')} from the bench's environment`}`,
   };
 }
 

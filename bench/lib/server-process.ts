@@ -56,6 +56,17 @@ export interface Child {
   gone: () => boolean;
 }
 
+/**
+ * The `ENGRAM_` settings in this process's environment: every server it starts inherits them,
+ * so a report says which defaults they changed.
+ */
+export function inheritedSettings(): string[] {
+  return Object.entries(process.env)
+    .filter(([name]) => name.startsWith('ENGRAM_'))
+    .map(([name, value]) => `${name}=${value}`)
+    .sort();
+}
+
 /** Spawns `node args…` in the repository root with `env` added to this process's env. */
 export function spawnNode(args: string[], env: Record<string, string>): Child {
   const child = spawn(process.execPath, args, {
