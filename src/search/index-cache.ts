@@ -7,7 +7,12 @@ import type { UserIndex } from './user-index.ts';
 /** Counters of the index cache (for stats and tests). */
 export interface IndexCacheCounters {
   hits: number;
+  /** Indexes built and kept, whatever asked for them. */
   builds: number;
+  /** Of those, built for a session start (a cold user small enough: the preload's build). */
+  startBuilds: number;
+  /** Of those, built ahead of a session's first search (a larger cold user, in the background). */
+  warmBuilds: number;
   /** Writes applied to a held index in place. */
   updates: number;
   /** Indexes dropped because a write could not be applied in place. */
@@ -19,6 +24,12 @@ export interface IndexCacheCounters {
   /** Refused indexes of small users built for one search and not kept. */
   transient: number;
 }
+
+/**
+ * What asked for an index build: a search, a session start (the preload of a cold user small
+ * enough) or the warm-up ahead of a session's first search.
+ */
+export type BuildCause = 'search' | 'start' | 'warm';
 
 /** Wants counted between two halvings of every count (so that old popularity fades). */
 const AGING_EVERY = 10_000;
@@ -34,6 +45,8 @@ export class IndexCache {
   readonly counters: IndexCacheCounters = {
     hits: 0,
     builds: 0,
+    startBuilds: 0,
+    warmBuilds: 0,
     updates: 0,
     drops: 0,
     replayed: 0,
@@ -103,8 +116,11 @@ export class IndexCache {
     return index;
   }
 
-  set(scope: string, index: UserIndex): void {
+  /** Holds a newly built index; `cause` is what asked for the build (for the counters). */
+  set(scope: string, index: UserIndex, cause: BuildCause = 'search'): void {
     this.counters.builds++;
+    if (cause === 'start') this.counters.startBuilds++;
+    else if (cause === 'warm') this.counters.warmBuilds++;
     if (index.docCount > 0) {
       // Weighted by size: a big index says more about bytes per memory than a tiny one.
       const weight = Math.min(1, index.docCount / 1_000);

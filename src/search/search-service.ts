@@ -10,7 +10,7 @@ import { yieldToLoop } from '../util/yield.ts';
 import type { AccessRecorder } from './access-recorder.ts';
 import type { Embedder } from './embedder.ts';
 import { DEFAULT_WEIGHTS, type FusionMethod, type Weights } from './fusion.ts';
-import type { IndexCache } from './index-cache.ts';
+import type { BuildCause, IndexCache } from './index-cache.ts';
 import { type Ranked, rank, rankOptions, rankScored, type TextRanking } from './ranker.ts';
 import type { SearchFilter } from './search-filter.ts';
 import { tokenize } from './tokenizer.ts';
@@ -220,6 +220,7 @@ export class SearchService {
     tenant: string,
     userId: string,
     maxMemories = Number.POSITIVE_INFINITY,
+    cause: BuildCause = 'search',
   ): Promise<UserIndex | null> {
     const scope = userScope(tenant, userId);
     const version = this.#cache.peekVersion(scope) ?? (await this.#cache.version(scope));
@@ -230,7 +231,7 @@ export class SearchService {
     }
     for (let attempt = 0; attempt < MAX_BUILD_JOINS; attempt++) {
       const index = await this.#builds.run(scope, () =>
-        this.#buildCaughtUp(tenant, userId, scope, version, maxMemories),
+        this.#buildCaughtUp(tenant, userId, scope, version, maxMemories, cause),
       ).promise;
       // A build that started before this search's version counts only if it caught up to it
       // (read-your-writes); else another build, which may again be one already running.
@@ -250,6 +251,7 @@ export class SearchService {
     scope: string,
     version: number | null,
     maxMemories: number,
+    cause: BuildCause,
   ): Promise<UserIndex | null> {
     const log: LoggedWrite[] = [];
     this.#duringBuild.set(scope, log);
@@ -278,7 +280,7 @@ export class SearchService {
       index.version = bump.version;
       this.#indexes.counters.replayed++;
     }
-    this.#indexes.set(scope, index);
+    this.#indexes.set(scope, index, cause);
     return index;
   }
 

@@ -209,7 +209,7 @@ export class Preloader {
     }
     if (this.#buildMax > 0) {
       // Built only when the user has at most buildMax memories (one count, in the build).
-      const index = await this.#search.indexOf(tenant, userId, this.#buildMax);
+      const index = await this.#search.indexOf(tenant, userId, this.#buildMax, 'start');
       if (index) {
         const bundle = assemble(fromIndex(index, context, now, this.#halfLifeMs), budgetChars);
         return { ...bundle, source: 'built', ms: performance.now() - started };
@@ -219,7 +219,7 @@ export class Preloader {
     const bundle = assemble(candidates, budgetChars);
     const ms = performance.now() - started;
     // Warm the index now, off the answer's path: the first search joins or finds it.
-    this.#search.indexOf(tenant, userId).catch(this.#onWarmError);
+    this.#search.indexOf(tenant, userId, Number.POSITIVE_INFINITY, 'warm').catch(this.#onWarmError);
     return { ...bundle, source: 'store', ms };
   }
 }

@@ -341,11 +341,16 @@ describe('sessions API: routes (SQLite)', () => {
       assert.equal(p.budgetChars, 4000);
     };
 
+    const counters = { ...t.ctx.indexes.counters };
     const cold = await start(t, { userId: user, context: 'planning a trip to Japan' });
     assert.equal(cold.preload.source, 'store');
     assert.match(cold.timing, /desc="store"$/);
     check(cold.preload);
     await until('the index warmed by the start', () => !!t.ctx.search.peekIndex('acme', user));
+    // Counted as a build ahead of the session's first search.
+    assert.equal(t.ctx.indexes.counters.warmBuilds, counters.warmBuilds + 1);
+    assert.equal(t.ctx.indexes.counters.startBuilds, counters.startBuilds);
+    assert.equal(t.ctx.indexes.counters.builds, counters.builds + 1);
     const warm = await start(t, { userId: user, context: 'planning a trip to Japan' });
     assert.equal(warm.preload.source, 'index');
     assert.match(warm.timing, /desc="index"$/);
@@ -660,8 +665,13 @@ describe('sessions API: read-your-writes through the search index (SQLite)', () 
     const user = freshUser('cold');
     await remember(t, { userId: user, content: 'Cy plays the bassoon in an orchestra' });
     assert.equal(t.ctx.search.peekIndex('acme', user), undefined);
+    const counters = { ...t.ctx.indexes.counters };
     const s = await start(t, { userId: user, context: 'music orchestra' });
     assert.equal(s.preload.source, 'built');
+    // Counted as a session start's build.
+    assert.equal(t.ctx.indexes.counters.startBuilds, counters.startBuilds + 1);
+    assert.equal(t.ctx.indexes.counters.warmBuilds, counters.warmBuilds);
+    assert.equal(t.ctx.indexes.counters.builds, counters.builds + 1);
     assert.match(s.timing, /desc="built"$/);
     assert.deepEqual(
       s.preload.items.map((i) => i.memory.content),

@@ -33,6 +33,8 @@ const CacheStats = Type.Object({
     largeUsers: Counter,
     hits: Counter,
     builds: Counter,
+    startBuilds: Counter,
+    warmBuilds: Counter,
     updates: Counter,
     drops: Counter,
     replayed: Counter,
