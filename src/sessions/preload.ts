@@ -87,10 +87,6 @@ export function assemble(c: Candidates, budgetChars: number): Omit<PreloadBundle
   return { items, budgetChars, usedChars: used, truncated };
 }
 
-function live(row: MemoryRow | null, now: number): row is MemoryRow {
-  return row !== null && row.deletedAt === null && (row.expiresAt === null || row.expiresAt > now);
-}
-
 /**
  * One pass over the index's live rows (a big user's are many: one read of each, not three):
  * the newest summary, and the most important and the newest memories.
@@ -114,11 +110,12 @@ function scan(index: UserIndex, now: number): Pick<Candidates, 'summary' | 'impo
 
 /** The candidates from a held index: no store access. */
 function fromIndex(index: UserIndex, context: string, now: number, halfLifeMs: number): Candidates {
+  // Chosen by the columns, newest first; only the chosen are built as rows.
   const pinned = [...index.pinned]
-    .map((s) => index.row(s))
-    .filter((r): r is MemoryRow => live(r, now))
-    .sort((a, b) => (a.id < b.id ? 1 : -1))
-    .slice(0, PRELOAD_LIMITS.pinned);
+    .filter((s) => index.isLive(s) && !index.expired(s, now))
+    .sort((a, b) => (index.id(a) < index.id(b) ? 1 : -1))
+    .slice(0, PRELOAD_LIMITS.pinned)
+    .map((s) => index.row(s) as MemoryRow);
   const terms = context ? tokenize(context).map((t) => t.term) : [];
   const relevant =
     terms.length === 0

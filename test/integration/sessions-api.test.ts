@@ -366,6 +366,38 @@ describe('sessions API: routes (SQLite)', () => {
     assert.ok(!plain.preload.items.some((i) => i.memory.id === relevant.id));
   });
 
+  it('preloads the 20 newest live pinned memories, newest first, from the store and the index alike', async () => {
+    const user = freshUser('pins');
+    const pins: Memory[] = [];
+    for (let i = 0; i < 23; i++) {
+      clock.advance(SECOND);
+      pins.push(await remember(t, { userId: user, content: `pinned note ${i}`, pinned: true }));
+    }
+    clock.advance(SECOND);
+    // The newest, live while the index is built, expires before the second start.
+    const expiring = await remember(t, {
+      userId: user,
+      content: 'pinned and soon expired',
+      pinned: true,
+      expiresAt: new Date(clock.now() + 10 * SECOND).toISOString(),
+    });
+    const pinnedIds = (p: Preload) =>
+      p.items.filter((i) => i.reasons.includes('pinned')).map((i) => i.memory.id);
+    const newest = (ms: Memory[]) =>
+      ms
+        .slice(-20)
+        .reverse()
+        .map((m) => m.id);
+    const cold = await start(t, { userId: user, budget: { chars: 1_000_000 } });
+    assert.equal(cold.preload.source, 'store');
+    assert.deepEqual(pinnedIds(cold.preload), newest([...pins, expiring]));
+    await until('the index warmed by the start', () => !!t.ctx.search.peekIndex('acme', user));
+    clock.advance(20 * SECOND);
+    const warm = await start(t, { userId: user, budget: { chars: 1_000_000 } });
+    assert.equal(warm.preload.source, 'index');
+    assert.deepEqual(pinnedIds(warm.preload), newest(pins));
+  });
+
   it('cuts the bundle to its budget, in characters or tokens, in priority order', async () => {
     const user = 'preload-user';
     const full = (await start(t, { userId: user, budget: { chars: 1_000_000 } })).preload;
