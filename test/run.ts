@@ -12,6 +12,7 @@ const ALL = [
   'test/unit/docs-and-config.test.ts',
   'test/contract/plan-check.test.ts',
   'test/contract/sqlite-store.test.ts',
+  'test/unit/sqlite-fts-tokens.test.ts',
   'test/contract/postgres-store.test.ts',
   'test/integration/memory-api.test.ts',
   'test/integration/auth-and-health.test.ts',

@@ -1,3 +1,4 @@
+import { hashA, hashB } from '../util/string-hash.ts';
 import { grownCapacity } from './growth.ts';
 
 /** Bits of a posting entry that hold the term frequency (the rest hold the slot). */
@@ -31,22 +32,6 @@ const STRIDE = 6;
 const FIRST_POSITIONS = 16;
 const FIRST_TERMS = 8;
 const FIRST_ENTRIES = 16;
-
-/** Two independent 32-bit hashes of a string (FNV-1a, and a multiply-xorshift). */
-function hashA(term: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < term.length; i++) h = Math.imul(h ^ term.charCodeAt(i), 0x01000193);
-  return h | 0;
-}
-
-function hashB(term: string): number {
-  let h = 0x9747b28c ^ term.length;
-  for (let i = 0; i < term.length; i++) {
-    h = Math.imul(h ^ term.charCodeAt(i), 0x5bd1e995);
-    h ^= h >>> 15;
-  }
-  return h | 0;
-}
 
 /**
  * The postings of one user's index, off the V8 heap, in three typed arrays: the terms (dense),

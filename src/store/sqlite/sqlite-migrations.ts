@@ -1,4 +1,5 @@
 import { ACTIVITY_TABLE } from '../row-mapping.ts';
+import { FTS_BODY_FUNCTION } from './fts-tokens.ts';
 /** One schema step; applied in order, recorded in `schema_migrations`. */
 export interface Migration {
   version: number;
@@ -179,6 +180,61 @@ export const SQLITE_MIGRATIONS: Migration[] = [
 
       CREATE INDEX memories_importance ON memories (tenant, user_id, importance DESC, id DESC)
         WHERE deleted_at IS NULL;
+    `,
+  },
+  {
+    version: 5,
+    name: 'full-text tokens per user',
+    // The index of step 3 shared one token per word among all users: a query read every
+    // user's postings of its words (its cost grew with the store, ≈ 15 ms at 1,000,000
+    // memories). Its tokens are now one per (tenant, user, term), computed by the tokenizer of
+    // the in-process index through a function the store registers (fts-tokens.ts): a query
+    // reads its own user's postings. Rebuilt from the live rows.
+    sql: `
+      DROP TRIGGER memories_fts_insert;
+      DROP TRIGGER memories_fts_update;
+      DROP TRIGGER memories_fts_delete;
+      DROP TABLE memories_fts;
+
+      CREATE VIRTUAL TABLE memories_fts USING fts5(
+        body,
+        content = '', contentless_delete = 1,
+        tokenize = 'ascii'
+      );
+
+      CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories
+      WHEN new.deleted_at IS NULL
+      BEGIN
+        INSERT INTO memories_fts (rowid, body) VALUES (
+          new.rowid,
+          ${FTS_BODY_FUNCTION}(new.tenant, new.user_id, new.content, new.tags, new.kind)
+        );
+      END;
+
+      CREATE TRIGGER memories_fts_update
+        AFTER UPDATE OF content, tags, kind, deleted_at, tenant, user_id ON memories
+      WHEN old.content IS NOT new.content OR old.tags IS NOT new.tags OR old.kind IS NOT new.kind
+        OR (old.deleted_at IS NULL) <> (new.deleted_at IS NULL)
+        OR old.tenant IS NOT new.tenant OR old.user_id IS NOT new.user_id
+      BEGIN
+        DELETE FROM memories_fts WHERE rowid = old.rowid AND old.deleted_at IS NULL;
+        INSERT INTO memories_fts (rowid, body)
+        SELECT
+          new.rowid,
+          ${FTS_BODY_FUNCTION}(new.tenant, new.user_id, new.content, new.tags, new.kind)
+        WHERE new.deleted_at IS NULL;
+      END;
+
+      CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories
+      WHEN old.deleted_at IS NULL
+      BEGIN
+        DELETE FROM memories_fts WHERE rowid = old.rowid;
+      END;
+
+      INSERT INTO memories_fts (rowid, body)
+      SELECT rowid, ${FTS_BODY_FUNCTION}(tenant, user_id, content, tags, kind)
+      FROM memories
+      WHERE deleted_at IS NULL;
     `,
   },
 ];

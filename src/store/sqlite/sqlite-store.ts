@@ -46,6 +46,7 @@ import {
   type Store,
   StoreUnavailable,
 } from '../store.ts';
+import { FTS_BODY_FUNCTION, ftsBody, ftsMatch } from './fts-tokens.ts';
 import { GroupCommit, type Outcome } from './group-commit.ts';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
@@ -62,17 +63,11 @@ const INSERT_CHUNK = 100;
  * and user, as the triggers index it) and every word as a quoted string, so that no word is
  * read as syntax (`"` doubled inside; a word of only separators matches nothing).
  */
-function ftsQuery(tenant: string, userId: string, words: string[]): string {
-  const scope = Buffer.from(`${tenant}\x1f${userId}`, 'utf8').toString('hex').toUpperCase();
-  const any = words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' OR ');
-  return `scope : "${scope}" AND body : (${any})`;
-}
 
 // The FTS index drives the join (CROSS JOIN keeps that order) and memories is read by rowid;
-// tenant and user are checked again on the row. Newest first (rowid order, which FTS5 walks
-// backwards at no cost), unranked: bm25() would count every user's rows holding each word (a
-// scan of their postings: ≈ 25 ms at 1,000,000 memories), so the candidates are scored by
-// `scoreCandidates` over the user's own statistics. No alias for memories: the plan check looks
+// tenant and user are checked again on the row (a token is a hash: fts-tokens.ts). Newest
+// first (rowid order, which FTS5 walks backwards at no cost), unranked: the candidates are
+// scored by `scoreCandidates` over the user's own statistics. No alias for memories: the plan check looks
 // for "SCAN memories".
 const SEARCH_SQL = `SELECT ${MEMORY_COLUMNS}
   FROM memories_fts CROSS JOIN memories ON memories.rowid = memories_fts.rowid
@@ -173,6 +168,13 @@ export class SqliteStore implements Store {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
+    // The full-text triggers compute their tokens here (before the migrations: they backfill).
+    this.#db.function(
+      FTS_BODY_FUNCTION,
+      { deterministic: true },
+      (tenant, user, content, tags, kind) =>
+        ftsBody(String(tenant), String(user), String(content), String(tags), String(kind)),
+    );
   }
 
   /** A cached statement on the writer connection. */
@@ -506,9 +508,10 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<TextCandidate[]> {
     const words = searchWords(terms);
-    if (words.length === 0 || limit <= 0) return [];
+    const match = words.length === 0 ? null : ftsMatch(tenant, userId, words);
+    if (match === null || limit <= 0) return [];
     const rows = this.#read(SEARCH_SQL).all(
-      ftsQuery(tenant, userId, words),
+      match,
       tenant,
       userId,
       now,
@@ -818,7 +821,7 @@ export class SqliteStore implements Store {
       searchText: {
         sql: SEARCH_SQL,
         params: [
-          ftsQuery('t', 'u', PLAN_SAMPLES.search.terms),
+          ftsMatch('t', 'u', PLAN_SAMPLES.search.terms),
           't',
           'u',
           0,

@@ -1,0 +1,58 @@
+import { termsOf } from '../../search/tokenizer.ts';
+import { hashA, hashB } from '../../util/string-hash.ts';
+
+/**
+ * The full-text index of SQLite holds one token per (user, term): `k` and 16 hex digits of a
+ * 64-bit hash of tenant, user and the term as the in-process index stems it. A query reads the
+ * postings of its user's own terms only. With one shared token per word, as FTS5 tokenizers
+ * make them, a query read every user's postings of its words: its cost grew with the whole
+ * store (≈ 15 ms a query at 1,000,000 memories), not with the user.
+ *
+ * The tokens are computed here, in JavaScript (the triggers call {@link FTS_BODY_FUNCTION}), so
+ * matching follows the same tokenizer, stop words and stemmer as the in-process index. A hash
+ * collision can only add a candidate: the query checks tenant and user on the row, and the
+ * candidates are scored again from their text. Changing the tokenizer or the hashes means
+ * rebuilding the table (a migration), as the tokens already stored would no longer be found.
+ */
+
+/** Name of the SQL function the full-text triggers call (registered on the writer). */
+export const FTS_BODY_FUNCTION = 'engram_fts_body';
+
+const hex = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
+
+function token(scope: string, term: string): string {
+  const key = `${scope}\x1f${term}`;
+  return `k${hex(hashA(key))}${hex(hashB(key))}`;
+}
+
+const scopeOf = (tenant: string, userId: string): string => `${tenant}\x1f${userId}`;
+
+/**
+ * The indexed body of a memory: its distinct tokens, space-separated (FTS5's `ascii` tokenizer
+ * splits them back). Content, tags and kind are indexed, as in the in-process index.
+ */
+export function ftsBody(
+  tenant: string,
+  userId: string,
+  content: string,
+  tagsJson: string,
+  kind: string,
+): string {
+  const tags = tagsJson === '[]' ? [] : (JSON.parse(tagsJson) as string[]);
+  const text = tags.length === 0 ? `${content} ${kind}` : `${content} ${tags.join(' ')} ${kind}`;
+  const scope = scopeOf(tenant, userId);
+  const tokens = new Set<string>();
+  for (const term of termsOf(text)) tokens.add(token(scope, term));
+  return [...tokens].join(' ');
+}
+
+/**
+ * The MATCH expression of a user's search for any of `words` (plain words, as a query's
+ * tokens give them); null when none of them is an indexed term (stop words, punctuation).
+ */
+export function ftsMatch(tenant: string, userId: string, words: string[]): string | null {
+  const scope = scopeOf(tenant, userId);
+  const tokens = new Set<string>();
+  for (const term of termsOf(words.join(' '))) tokens.add(token(scope, term));
+  return tokens.size === 0 ? null : [...tokens].join(' OR ');
+}
