@@ -83,8 +83,8 @@ export interface Store {
   /**
    * A user's live memories whose content, tags or kind match any of `terms` (plain words, as
    * the search tokenizer produced them; the adapter quotes or escapes them), best first by a
-   * full-text score (PostgreSQL: ts_rank; SQLite: BM25 over the user's own candidates,
-   * `scoreCandidates`), at most `limit`. For users whose in-process index is not held.
+   * full-text score (PostgreSQL: ts_rank; SQLite: FTS5's BM25 over the user's own postings),
+   * at most `limit`. For users whose in-process index is not held.
    */
   searchText(
     tenant: string,

@@ -596,8 +596,18 @@ export function storeContract(
       await edit(deleted.id, { deletedAt: null }, 'restore');
       assert.deepEqual(await search('walrus'), new Set([deleted.id, later.id]));
 
+      // Expired matches that score better than every live one do not take the live ones' places.
+      const herons = Array.from({ length: 40 }, () =>
+        row({ userId, content: 'heron heron heron', expiresAt: T0 }),
+      );
+      const liveHerons = Array.from({ length: 3 }, () =>
+        row({ userId, content: 'a heron by the lake, standing in the reeds all morning' }),
+      );
+      await store.insertMemories([...herons, ...liveHerons]);
+      assert.deepEqual(await search('heron'), new Set(liveHerons.map((r) => r.id)));
+
       // Hard deletes take memories out too.
-      assert.equal(await store.eraseUserChunk('acme', userId, 100), 4);
+      assert.equal(await store.eraseUserChunk('acme', userId, 100), 47);
       assert.deepEqual(await search('colony'), new Set());
       assert.deepEqual(await search('walrus'), new Set());
     });

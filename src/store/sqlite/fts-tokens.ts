@@ -18,7 +18,9 @@ import { hashA, hashB } from '../../util/string-hash.ts';
 /** Name of the SQL function the full-text triggers call (registered on the writer). */
 export const FTS_BODY_FUNCTION = 'engram_fts_body';
 
-const hex = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
+const BYTE_HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const hex = (n: number): string =>
+  `${BYTE_HEX[(n >>> 24) & 255]}${BYTE_HEX[(n >>> 16) & 255]}${BYTE_HEX[(n >>> 8) & 255]}${BYTE_HEX[n & 255]}`;
 
 function token(scope: string, term: string): string {
   const key = `${scope}\x1f${term}`;
@@ -28,8 +30,9 @@ function token(scope: string, term: string): string {
 const scopeOf = (tenant: string, userId: string): string => `${tenant}\x1f${userId}`;
 
 /**
- * The indexed body of a memory: its distinct tokens, space-separated (FTS5's `ascii` tokenizer
- * splits them back). Content, tags and kind are indexed, as in the in-process index.
+ * The indexed body of a memory: its tokens in text order, repeated as their terms are (BM25
+ * counts them), space-separated (FTS5's `ascii` tokenizer splits them back). Content, tags and
+ * kind are indexed, as in the in-process index.
  */
 export function ftsBody(
   tenant: string,
@@ -41,9 +44,17 @@ export function ftsBody(
   const tags = tagsJson === '[]' ? [] : (JSON.parse(tagsJson) as string[]);
   const text = tags.length === 0 ? `${content} ${kind}` : `${content} ${tags.join(' ')} ${kind}`;
   const scope = scopeOf(tenant, userId);
-  const tokens = new Set<string>();
-  for (const term of termsOf(text)) tokens.add(token(scope, term));
-  return [...tokens].join(' ');
+  const tokens = new Map<string, string>();
+  return termsOf(text)
+    .map((term) => {
+      let t = tokens.get(term);
+      if (t === undefined) {
+        t = token(scope, term);
+        tokens.set(term, t);
+      }
+      return t;
+    })
+    .join(' ');
 }
 
 /**

@@ -13,7 +13,6 @@ import type {
   MemoryRow,
   TextCandidate,
 } from '../../memory/memory-types.ts';
-import { scoreCandidates } from '../../search/candidate-scoring.ts';
 import type { SessionActivity, SessionRow, TimeoutModelRow } from '../../sessions/session-types.ts';
 import { yieldToLoop } from '../../util/yield.ts';
 import { listConditions } from '../list-conditions.ts';
@@ -58,30 +57,25 @@ const bind = (params: unknown[]): unknown[] =>
 /** Rows per step of a large batch insert: each step stays within a few milliseconds. */
 const INSERT_CHUNK = 100;
 
-/**
- * The FTS5 query of a user's memories holding any of `words`: the scope token (hex of tenant
- * and user, as the triggers index it) and every word as a quoted string, so that no word is
- * read as syntax (`"` doubled inside; a word of only separators matches nothing).
- */
+// The user's best matches by FTS5's BM25, read from their own postings (one token per user and
+// term: fts-tokens.ts), then their rows by rowid. Tenant and user are checked on the row (a
+// token is a hash), and deletion and expiry (the index holds live rows, expired ones until the
+// purge); a match that fails them comes back without a row (LEFT JOIN), so the caller knows
+// how many matches were read. The document frequencies are the user's own; the number of
+// documents and their mean length are the whole table's (FTS5 keeps no others), which scales
+// every term alike.
+const SEARCH_SQL = `WITH matches AS MATERIALIZED (
+    SELECT rowid AS match_rowid, -bm25(memories_fts) AS match_score FROM memories_fts
+    WHERE memories_fts MATCH ? ORDER BY bm25(memories_fts) LIMIT ?)
+  SELECT match_score, ${MEMORY_COLUMNS} FROM matches
+  LEFT JOIN memories ON memories.rowid = match_rowid AND memories.tenant = ?
+    AND memories.user_id = ? AND memories.deleted_at IS NULL
+    AND (memories.expires_at IS NULL OR memories.expires_at > ?)`;
 
-// The FTS index drives the join (CROSS JOIN keeps that order) and memories is read by rowid;
-// tenant and user are checked again on the row (a token is a hash: fts-tokens.ts). Newest
-// first (rowid order, which FTS5 walks backwards at no cost), unranked: the candidates are
-// scored by `scoreCandidates` over the user's own statistics. No alias for memories: the plan check looks
-// for "SCAN memories".
-const SEARCH_SQL = `SELECT ${MEMORY_COLUMNS}
-  FROM memories_fts CROSS JOIN memories ON memories.rowid = memories_fts.rowid
-  WHERE memories_fts MATCH ? AND memories.tenant = ? AND memories.user_id = ?
-    AND memories.deleted_at IS NULL
-    AND (memories.expires_at IS NULL OR memories.expires_at > ?)
-  ORDER BY memories_fts.rowid DESC
-  LIMIT ?`;
-
-/**
- * Most full-text candidates read and scored per query: a user's matches beyond it (only users
- * far above the index limit have as many) are left out, oldest first.
- */
-const FTS_SCORED_MAX = 2_000;
+/** Matches read per wanted result at first (more when expired ones fill the first read). */
+const FTS_READ_FACTOR = 2;
+/** Most full-text matches read for one query. */
+const FTS_READ_MAX = 4_000;
 
 const COUNT_LIVE_SQL = `SELECT count(*) AS n FROM memories
   WHERE tenant = ? AND user_id = ? AND deleted_at IS NULL
@@ -510,16 +504,18 @@ export class SqliteStore implements Store {
     const words = searchWords(terms);
     const match = words.length === 0 ? null : ftsMatch(tenant, userId, words);
     if (match === null || limit <= 0) return [];
-    const rows = this.#read(SEARCH_SQL).all(
-      match,
-      tenant,
-      userId,
-      now,
-      Math.max(limit, FTS_SCORED_MAX),
-    ) as Raw[];
-    if (rows.length === 0) return [];
-    const live = (this.#read(COUNT_LIVE_SQL).get(tenant, userId, now) as Raw).n as number;
-    return scoreCandidates(rows.map(toRow), words, limit, live);
+    // Expired matches stay in the index until the purge: read further when they took places.
+    for (let read = Math.min(limit * FTS_READ_FACTOR + 10, FTS_READ_MAX); ; read *= 4) {
+      const matches = this.#read(SEARCH_SQL).all(match, read, tenant, userId, now) as Raw[];
+      const found = matches.filter((r) => r.id !== null);
+      // Expired matches stay in the index until the purge: read further when they took places.
+      if (found.length >= limit || matches.length < read || read >= FTS_READ_MAX) {
+        return found
+          .map((r) => ({ row: toRow(r), score: r.match_score as number }))
+          .sort((a, b) => b.score - a.score || (a.row.id < b.row.id ? 1 : -1))
+          .slice(0, limit);
+      }
+    }
   }
 
   recordAccess(deltas: AccessDelta[]): Promise<void> {
@@ -822,10 +818,10 @@ export class SqliteStore implements Store {
         sql: SEARCH_SQL,
         params: [
           ftsMatch('t', 'u', PLAN_SAMPLES.search.terms),
+          PLAN_SAMPLES.search.limit,
           't',
           'u',
           0,
-          PLAN_SAMPLES.search.limit,
         ],
       },
       countLiveMemories: { sql: COUNT_LIVE_SQL, params: ['t', 'u', 0] },
