@@ -141,12 +141,24 @@ export class SessionService {
       messageCount: 0,
       summaryId: null,
     };
-    await this.#store.insertSession(session);
+    // The bundle only reads: it is built while the session's commit waits for its flush to
+    // disk, rather than after it. The Redis copy follows the commit (no copy of a session that
+    // is not stored).
+    const bundle = this.#preloader.bundle(
+      tenant,
+      input.userId,
+      input.context ?? '',
+      input.budgetChars,
+      now,
+    );
+    try {
+      await this.#store.insertSession(session);
+    } catch (err) {
+      bundle.catch(() => undefined);
+      throw err;
+    }
     this.#models.save(tenant, input.userId, model);
-    const [preload] = await Promise.all([
-      this.#preloader.bundle(tenant, input.userId, input.context ?? '', input.budgetChars, now),
-      this.#hot?.put(session, now),
-    ]);
+    const [preload] = await Promise.all([bundle, this.#hot?.put(session, now)]);
     this.#sweeper?.schedule(session.expiresAt);
     return { session, preload };
   }
