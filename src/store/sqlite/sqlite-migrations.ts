@@ -237,4 +237,15 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       WHERE deleted_at IS NULL;
     `,
   },
+  {
+    version: 6,
+    name: 'live memories counted from an index',
+    // A user's live memories are counted before every index build (and its admission). From
+    // the partial importance index the count read every row for its expiry: a random page
+    // per memory of the user. This index holds what the count reads (deleted_at = NULL is a
+    // seek, expires_at is in the entry).
+    sql: `
+      CREATE INDEX memories_live ON memories (tenant, user_id, deleted_at, expires_at);
+    `,
+  },
 ];
