@@ -34,7 +34,7 @@ export type BuildCause = 'search' | 'start' | 'warm';
 /** Wants counted between two halvings of every count (so that old popularity fades). */
 const AGING_EVERY = 10_000;
 /** Estimated bytes per memory before any index was built (then the held indexes' average). */
-const DEFAULT_BYTES_PER_MEMORY = 650;
+export const DEFAULT_BYTES_PER_MEMORY = 650;
 
 /**
  * The per-user search indexes held in process: an LRU bounded by their estimated bytes, each
@@ -87,15 +87,20 @@ export class IndexCache {
 
   /**
    * Whether an index of about `bytes` for `scope` should be built and held: when it fits in the
-   * free space, or when its user was wanted more often lately than every user whose index it
-   * would push out (frequency-based admission, as in TinyLFU). A plain LRU let a crowd of
-   * rarely seen users evict the busiest users' indexes, which were then rebuilt all the time.
+   * free space, or (unless `mayEvict` is false) when its user was wanted more often lately than
+   * every user whose index it would push out (frequency-based admission, as in TinyLFU). A
+   * plain LRU let a crowd of rarely seen users evict the busiest users' indexes, which were
+   * then rebuilt all the time.
    */
-  admits(scope: string, bytes: number): boolean {
+  admits(scope: string, bytes: number, mayEvict = true): boolean {
     if (!this.#lru) return true;
     if (bytes > this.#lru.maxSize) return false;
     let free = this.#lru.maxSize - this.#lru.calculatedSize;
     if (bytes <= free) return true;
+    if (!mayEvict) {
+      this.counters.refused++;
+      return false;
+    }
     const wanted = this.#wanted.get(scope) ?? 0;
     // Least recently used first: the ones the LRU would evict.
     for (const key of this.#lru.rkeys()) {

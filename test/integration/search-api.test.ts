@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { SIGNALS } from '../../src/search/fusion.ts';
+import { DEFAULT_BYTES_PER_MEMORY } from '../../src/search/index-cache.ts';
 import { TRANSIENT_MAX_MEMORIES } from '../../src/search/search-service.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { type TestApp, testApp } from '../helpers/app.ts';
@@ -442,6 +443,60 @@ describe('search: users whose index the cache refuses (a 1-byte index budget)', 
     assert.equal(index, 'fulltext');
     assert.equal(answer.items[0]?.memory.content, 'Kayaking on the fjord in June');
     assert.equal(await transientBuilds(), before);
+  });
+});
+
+describe('search: a bigger user whose index does not fit beside the held ones', () => {
+  const sizes = { filler: 450, big: TRANSIENT_MAX_MEMORIES + 1 };
+  // Admission goes by estimates (DEFAULT_BYTES_PER_MEMORY a memory until builds teach it
+  // better; these short notes take less): room for either index, not for both.
+  const budget = Math.ceil(1.1 * DEFAULT_BYTES_PER_MEMORY * Math.max(sizes.filler, sizes.big));
+  let t: TestApp;
+  before(async () => {
+    t = await testApp({ env: { ENGRAM_SEARCH_INDEX_MAX_BYTES: String(budget) } });
+    for (const [userId, n] of Object.entries(sizes)) {
+      const items = Array.from({ length: n }, (_, i) => ({
+        userId,
+        content: i === 0 ? 'Kayaking on the fjord in June' : `Note ${i} about the garden`,
+      }));
+      const res = await t.call({ method: 'POST', url: '/v1/memories/batch', payload: { items } });
+      assert.equal(res.statusCode, 201, res.body);
+    }
+  });
+  after(async () => {
+    await t.close();
+  });
+  const searched = async (userId: string) => {
+    const res = await t.call({
+      method: 'POST',
+      url: `/v1/users/${userId}/memories/search`,
+      payload: { query: 'kayak fjord' },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((res.json() as Answer).items[0]?.memory.content, 'Kayaking on the fjord in June');
+    return /index;desc="(\w+)"/.exec(String(res.headers['server-timing']))?.[1] ?? '';
+  };
+
+  it('is searched through the full text, pushing no index out; its session start warms it', async () => {
+    assert.equal(await searched('filler'), 'built');
+    assert.equal(await searched('filler'), 'hit');
+    // Searched more often than the filler, yet no search builds its index.
+    for (let i = 0; i < 5; i++) assert.equal(await searched('big'), 'fulltext', `search ${i}`);
+    assert.equal(await searched('filler'), 'hit', 'the held index was not pushed out');
+    // A session start warms the big user's index in the background: admission may push out
+    // the indexes of users wanted less often lately.
+    const start = await t.call({
+      method: 'POST',
+      url: '/v1/sessions',
+      payload: { userId: 'big', context: 'kayak' },
+    });
+    assert.equal(start.statusCode, 201, start.body);
+    let index = '';
+    for (let i = 0; i < 100 && index !== 'hit'; i++) {
+      await sleep(20);
+      index = await searched('big');
+    }
+    assert.equal(index, 'hit', "the session's searches find the warmed index");
   });
 });
 
