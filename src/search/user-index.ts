@@ -65,7 +65,7 @@ const ID_BYTES = 110;
 const STRING_BYTES = 80;
 
 /** The text of a memory as it is indexed: content, tags and kind. */
-export function indexedText(row: MemoryRow): string {
+export function indexedText(row: Pick<MemoryRow, 'content' | 'tags' | 'kind'>): string {
   return row.tags.length === 0
     ? `${row.content} ${row.kind}`
     : `${row.content} ${row.tags.join(' ')} ${row.kind}`;

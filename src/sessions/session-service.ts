@@ -151,12 +151,10 @@ export class SessionService {
       input.budgetChars,
       now,
     );
-    try {
-      await this.#store.insertSession(session);
-    } catch (err) {
-      bundle.catch(() => undefined);
-      throw err;
-    }
+    // Handled at once: a bundle that fails while the insert is still waiting must not count as
+    // an unhandled rejection (it is awaited, and its error answered, once the insert is done).
+    bundle.catch(() => undefined);
+    await this.#store.insertSession(session);
     this.#models.save(tenant, input.userId, model);
     const [preload] = await Promise.all([bundle, this.#hot?.put(session, now)]);
     this.#sweeper?.schedule(session.expiresAt);

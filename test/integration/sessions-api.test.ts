@@ -22,6 +22,7 @@ import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { FakeClock, type TestApp, testApp } from '../helpers/app.ts';
 import { freePort } from '../helpers/redis-server.ts';
 import { needs, pgSchema, REDIS_URL } from '../helpers/services.ts';
+import { openSqlite } from '../helpers/stores.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Shapes and helpers
@@ -1209,5 +1210,45 @@ describe('sessions API: Redis down (nothing listening on its port)', () => {
       [[s.session.id, 'ended']],
     );
     await consolidated(t, user, s.session.id);
+  });
+});
+
+describe('sessions: a preload that fails while the session insert waits', () => {
+  it('answers the start with an error and leaves no unhandled rejection', async () => {
+    const { store, dispose } = await openSqlite();
+    // Reads fail at once; the insert takes a while (as when its flush to disk is slow).
+    const failing = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'countLiveMemories' || prop === 'listMemories') {
+          return () => Promise.reject(new Error('read failed'));
+        }
+        if (prop === 'insertSession') {
+          return async (...args: Parameters<typeof store.insertSession>) => {
+            await sleep(50);
+            return target.insertSession(...args);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const t = await testApp({ store: failing });
+    try {
+      const res = await t.call({
+        method: 'POST',
+        url: '/v1/sessions',
+        payload: { userId: 'ann', context: 'kayak' },
+      });
+      assert.equal(res.statusCode, 500, res.body);
+      await sleep(20);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await t.close();
+      await dispose();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { termsOf } from '../../search/tokenizer.ts';
+import { indexedText } from '../../search/user-index.ts';
 import { hashA, hashB } from '../../util/string-hash.ts';
 
 /**
@@ -10,8 +11,8 @@ import { hashA, hashB } from '../../util/string-hash.ts';
  *
  * The tokens are computed here, in JavaScript (the triggers call {@link FTS_BODY_FUNCTION}), so
  * matching follows the same tokenizer, stop words and stemmer as the in-process index. A hash
- * collision can only add a candidate: the query checks tenant and user on the row, and the
- * candidates are scored again from their text. Changing the tokenizer or the hashes means
+ * collision can only add a match of another user or term: the query checks tenant and user on
+ * the row, and a stray match of the same user costs one place among the candidates. Changing the tokenizer or the hashes means
  * rebuilding the table (a migration), as the tokens already stored would no longer be found.
  */
 
@@ -42,7 +43,7 @@ export function ftsBody(
   kind: string,
 ): string {
   const tags = tagsJson === '[]' ? [] : (JSON.parse(tagsJson) as string[]);
-  const text = tags.length === 0 ? `${content} ${kind}` : `${content} ${tags.join(' ')} ${kind}`;
+  const text = indexedText({ content, tags, kind });
   const scope = scopeOf(tenant, userId);
   const tokens = new Map<string, string>();
   return termsOf(text)

@@ -505,16 +505,16 @@ export class SqliteStore implements Store {
     const match = words.length === 0 ? null : ftsMatch(tenant, userId, words);
     if (match === null || limit <= 0) return [];
     // Expired matches stay in the index until the purge: read further when they took places.
-    for (let read = Math.min(limit * FTS_READ_FACTOR + 10, FTS_READ_MAX); ; read *= 4) {
+    for (let read = Math.min(limit * FTS_READ_FACTOR + 10, FTS_READ_MAX); ; ) {
       const matches = this.#read(SEARCH_SQL).all(match, read, tenant, userId, now) as Raw[];
       const found = matches.filter((r) => r.id !== null);
-      // Expired matches stay in the index until the purge: read further when they took places.
       if (found.length >= limit || matches.length < read || read >= FTS_READ_MAX) {
         return found
           .map((r) => ({ row: toRow(r), score: r.match_score as number }))
           .sort((a, b) => b.score - a.score || (a.row.id < b.row.id ? 1 : -1))
           .slice(0, limit);
       }
+      read = Math.min(read * 4, FTS_READ_MAX);
     }
   }
 
