@@ -1,5 +1,6 @@
 import type { JsonObject, MemoryRow } from '../memory/memory-types.ts';
 import { grownCapacity } from './growth.ts';
+import { IdTable } from './id-table.ts';
 import { entryOf, TermPostings } from './term-postings.ts';
 import { termsOf } from './tokenizer.ts';
 
@@ -53,14 +54,14 @@ const FIRST_SLOTS = 4;
 /** Bytes of a new index's text arena. */
 const FIRST_RECORD_BYTES = 512;
 
-// Heap an index takes beyond its typed arrays: the object and its maps, and per memory its id
-// (string, map entry, array slot). Measured with 2,000 indexes of Zipf-distributed sizes holding
-// 100,000 and 300,000 LoCoMo memories: 116–157 B of V8 heap per memory beyond the arrays; the
-// estimate came within 2% of heap plus arrays.
+// Heap an index takes beyond its typed arrays: the object, its maps and its arrays' objects,
+// and per memory its share of the session and pinned maps (the ids are in an IdTable, off the
+// heap). Fitted to 60 and 1,200 indexes built from the soak's data (59,498 and 124,822 LoCoMo
+// memories): 2.3 KB per index and 19 B per memory of V8 heap beyond the arrays.
 /** Estimated heap bytes of an empty index. */
-const INDEX_BYTES = 1_200;
-/** Estimated heap bytes of a memory's id. */
-const ID_BYTES = 110;
+const INDEX_BYTES = 2_300;
+/** Estimated heap bytes per memory. */
+const MEMORY_HEAP_BYTES = 20;
 /** Estimated heap bytes of a string in the string table (beyond 2 B per character). */
 const STRING_BYTES = 80;
 
@@ -99,11 +100,11 @@ let scratch: Scratch = {
  * added.
  *
  * A memory is held in a slot. Its numbers are columns of two typed arrays, its content, tags
- * and metadata a UTF-8 record in a byte arena, its postings in {@link TermPostings}: all off
- * the V8 heap, where the same memories as objects took ≈ 1.5 KB each and V8 let the heap grow
- * to a multiple of that between collections. {@link row} builds a memory back as an object, for
- * the few a search answers with. On the heap stay the ids (the map from id to slot) and the
- * strings that repeat (kinds, agents, sessions), once each.
+ * and metadata a UTF-8 record in a byte arena, its id in an {@link IdTable}, its postings in
+ * {@link TermPostings}: all off the V8 heap, where the same memories as objects took ≈ 1.5 KB
+ * each and V8 let the heap grow to a multiple of that between collections. {@link row} builds a
+ * memory back as an object, for the few a search answers with. On the heap stay the strings
+ * that repeat (kinds, agents, sessions), once each, and the sessions' and pinned slots.
  *
  * Removing a memory empties its slot and leaves its postings, which the ranker skips. Slots are
  * compacted when a quarter of them are empty.
@@ -116,8 +117,8 @@ export class UserIndex {
   /** Content, tags and metadata of each slot, UTF-8. */
   #records = Buffer.allocUnsafeSlow(FIRST_RECORD_BYTES);
   #recordBytes = 0;
-  /** Id of each slot ('' for an emptied slot). */
-  #ids: string[] = [];
+  /** Id of each slot, and the slot of each held id. */
+  #ids = new IdTable();
   /** Embedding of each slot, once some memory has one. */
   #embeddings: (Float32Array | null)[] | null = null;
   #embeddingBytes = 0;
@@ -129,8 +130,6 @@ export class UserIndex {
   #tenant: string | null = null;
   #userId: string | null = null;
   #slots = 0;
-  /** Slot of each held memory. */
-  slotOf = new Map<string, number>();
   postings = new TermPostings();
   /** Slots of pinned memories: ranked with every query. */
   pinned = new Set<number>();
@@ -169,7 +168,8 @@ export class UserIndex {
       this.postings.bytes +
       this.#embeddingBytes +
       INDEX_BYTES +
-      this.docCount * ID_BYTES +
+      this.#ids.bytes +
+      this.docCount * MEMORY_HEAP_BYTES +
       this.#stringBytes
     );
   }
@@ -234,7 +234,12 @@ export class UserIndex {
 
   /** Id of the memory in `slot`. */
   id(slot: number): string {
-    return this.#ids[slot] as string;
+    return this.#ids.id(slot);
+  }
+
+  /** Slot of the held memory `id`, or -1. */
+  slotOf(id: string): number {
+    return this.#ids.find(id);
   }
 
   createdAt(slot: number): number {
@@ -297,7 +302,7 @@ export class UserIndex {
     const expires = nums[f + EXPIRES] as number;
     return {
       tenant: this.#tenant as string,
-      id: this.#ids[slot] as string,
+      id: this.#ids.id(slot),
       userId: this.#userId as string,
       agentId: this.#string(ints[i + AGENT] as number),
       sessionId: this.#string(ints[i + SESSION] as number),
@@ -334,6 +339,7 @@ export class UserIndex {
     this.#records.copy(records, 0, 0, this.#recordBytes);
     this.#records = records;
     this.postings.trim();
+    this.#ids.trim();
   }
 
   /** Every held memory, as rows (for compaction and checks). */
@@ -356,11 +362,11 @@ export class UserIndex {
     } else if (row.tenant !== this.#tenant || row.userId !== this.#userId) {
       throw new RangeError('UserIndex: a memory of another user');
     }
-    const slot = this.slotOf.get(row.id);
+    const slot = this.#ids.find(row.id);
     const known =
-      slot !== undefined ? (this.ints[slot * INTS + VERSION] as number) : this.#removed.get(row.id);
+      slot >= 0 ? (this.ints[slot * INTS + VERSION] as number) : this.#removed.get(row.id);
     if (known !== undefined && known > row.version) return;
-    if (slot !== undefined) this.#clear(slot);
+    if (slot >= 0) this.#clear(slot);
     if (row.deletedAt !== null) {
       // Bounded: the guard matters only for changes applied moments apart.
       if (this.#removed.size >= MAX_REMOVED) this.#removed.clear();
@@ -373,8 +379,8 @@ export class UserIndex {
 
   /** Updates the access statistics of a held memory (they are not versioned edits). */
   touch(id: string, at: number): void {
-    const slot = this.slotOf.get(id);
-    if (slot === undefined) return;
+    const slot = this.#ids.find(id);
+    if (slot < 0) return;
     this.ints[slot * INTS + ACCESSES] = (this.ints[slot * INTS + ACCESSES] as number) + 1;
     const f = slot * NUMS + LAST_ACCESS;
     const last = this.nums[f] as number;
@@ -412,7 +418,6 @@ export class UserIndex {
       this.#embeddingBytes += row.embedding.byteLength;
     }
     if (row.expiresAt !== null) this.expiring++;
-    this.slotOf.set(row.id, slot);
     if (row.pinned) this.pinned.add(slot);
     if (row.sessionId !== null) this.#joinSession(ints[i + SESSION] as number, slot, row.id);
     this.docCount++;
@@ -487,8 +492,7 @@ export class UserIndex {
     const ints = this.ints;
     // Usually the newest message: linked after the tail; an imported older one is walked to.
     let prev = tail;
-    while (prev >= 0 && (this.#ids[prev] as string) > id)
-      prev = ints[prev * INTS + BEFORE] as number;
+    while (prev >= 0 && this.#ids.id(prev) > id) prev = ints[prev * INTS + BEFORE] as number;
     const next = prev >= 0 ? (ints[prev * INTS + AFTER] as number) : this.#head(tail);
     ints[slot * INTS + BEFORE] = prev;
     ints[slot * INTS + AFTER] = next;
@@ -517,8 +521,7 @@ export class UserIndex {
       this.#embeddingBytes -= row.embedding.byteLength;
       this.#embeddings[slot] = null;
     }
-    this.slotOf.delete(row.id);
-    this.#ids[slot] = '';
+    this.#ids.remove(slot);
     this.pinned.delete(slot);
     if (row.sessionId !== null) {
       const prev = ints[i + BEFORE] as number;
@@ -555,7 +558,6 @@ export class UserIndex {
     this.#codes = fresh.#codes;
     this.#stringBytes = fresh.#stringBytes;
     this.#slots = fresh.#slots;
-    this.slotOf = fresh.slotOf;
     this.postings = fresh.postings;
     this.pinned = fresh.pinned;
     this.sessionTail = fresh.sessionTail;

@@ -185,7 +185,7 @@ describe('UserIndex: building and updating', () => {
     const index = new UserIndex(1, [row, mem(2, 'banana')]);
     index.upsert(deleted(row));
     assert.equal(index.docCount, 1);
-    assert.equal(index.slotOf.has(idOf(1)), false);
+    assert.equal(index.slotOf(idOf(1)) >= 0, false);
     assert.equal(dfOf(index, 'apple'), 0);
     assert.deepEqual(ids(search(index, 'apple')), [idOf(2)]);
     assert.deepEqual(ids(search(index, '')), [idOf(2)]);
@@ -231,7 +231,7 @@ describe('UserIndex: building and updating', () => {
     index.touch(idOf(1), NOW - 5);
     index.touch(idOf(1), NOW - 10);
     index.touch('unknown', NOW);
-    const row = index.row(index.slotOf.get(idOf(1)) as number);
+    const row = index.row(index.slotOf(idOf(1)));
     assert.equal(row?.accessCount, 1 + 1);
     assert.equal(row?.lastAccessedAt, NOW - 5);
   });
@@ -251,7 +251,7 @@ describe('UserIndex: building and updating', () => {
     // Replaced slots, their records and postings are given back by compaction.
     assert.ok(index.bytes <= settled, `${index.bytes} > ${settled}`);
     assert.equal(index.docCount, 1);
-    assert.equal(index.row(index.slotOf.get(row.id) as number)?.version, row.version);
+    assert.equal(index.row(index.slotOf(row.id))?.version, row.version);
   });
 
   it('gives every field of a memory back as it was added', () => {
@@ -276,7 +276,7 @@ describe('UserIndex: building and updating', () => {
     ];
     const index = new UserIndex(1, rows);
     for (const row of rows) {
-      assert.deepEqual(index.row(index.slotOf.get(row.id) as number), row);
+      assert.deepEqual(index.row(index.slotOf(row.id)), row);
     }
     assert.equal(index.row(-1), null);
     assert.equal(index.row(index.slots), null);
@@ -296,7 +296,7 @@ describe('UserIndex: session links', () => {
     assert.deepEqual(sessionOrder(index, 's'), [idOf(1), idOf(2), idOf(3), idOf(5)]);
     assert.deepEqual(sessionOrder(index, 't'), [idOf(10)]);
     assert.equal(index.row(index.sessionTail.get('s') as number)?.id, idOf(5));
-    const lone = index.slotOf.get(idOf(4)) as number;
+    const lone = index.slotOf(idOf(4));
     assert.equal(index.prev(lone), -1);
     assert.equal(index.next(lone), -1);
   });
@@ -965,7 +965,7 @@ describe('rank: properties on random memories', () => {
         fc.boolean(),
         (rows, pick, extra, k, fresh) => {
           const index = new UserIndex(1, rows);
-          const held = rows.filter((r) => index.slotOf.has(r.id));
+          const held = rows.filter((r) => index.slotOf(r.id) >= 0);
           const base = held[pick % Math.max(1, held.length)];
           const content = [...extra, 'zebra', ...extra].join(' ');
           const row =
