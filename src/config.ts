@@ -16,6 +16,11 @@ export const EnvSchema = Type.Object({
   ENGRAM_DATA_DIR: Type.String({ default: './data', minLength: 1 }),
   /** PostgreSQL connection string; when empty the embedded SQLite store is used. */
   DATABASE_URL: Type.String({ default: '' }),
+  /**
+   * Page cache of each SQLite connection (the writer and the reader), in KiB. better-sqlite3
+   * builds SQLite with 16,000; the operating system caches the file as well. @default 4096
+   */
+  ENGRAM_SQLITE_CACHE_KIB: Type.Integer({ default: 4096, minimum: 64, maximum: 4_194_304 }),
   /** Upper bound of PostgreSQL pool clients (small pools beat big ones). @default 8 */
   ENGRAM_PG_POOL_MAX: Type.Integer({ default: 8, minimum: 1, maximum: 200 }),
   /** Time to wait for a PostgreSQL connection before failing. @default 2000 */
@@ -148,7 +153,7 @@ export interface Config {
   port: number;
   dataDir: string;
   store:
-    | { kind: 'sqlite'; file: string }
+    | { kind: 'sqlite'; file: string; cacheKiB: number }
     | {
         kind: 'postgres';
         url: string;
@@ -247,7 +252,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           connectTimeoutMs: env.ENGRAM_PG_CONNECT_TIMEOUT_MS,
           statementTimeoutMs: env.ENGRAM_PG_STATEMENT_TIMEOUT_MS,
         }
-      : { kind: 'sqlite', file: resolve(dataDir, 'engram.db') },
+      : {
+          kind: 'sqlite',
+          file: resolve(dataDir, 'engram.db'),
+          cacheKiB: env.ENGRAM_SQLITE_CACHE_KIB,
+        },
     logLevel: env.ENGRAM_LOG_LEVEL,
     bodyLimitBytes: env.ENGRAM_BODY_LIMIT_BYTES,
     requestTimeoutMs: env.ENGRAM_REQUEST_TIMEOUT_MS,

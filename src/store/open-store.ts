@@ -7,9 +7,11 @@ import type { Store } from './store.ts';
 /** Opens the store the configuration names (SQLite by default, PostgreSQL with DATABASE_URL). */
 export function openStore(config: Config['store'], logger: Logger): Store {
   if (config.kind === 'sqlite') {
-    return new SqliteStore(config.file, (err) =>
-      logger.error({ err }, 'SQLite checkpoint worker failed: checkpoints run on the event loop'),
-    );
+    return new SqliteStore(config.file, {
+      cacheKiB: config.cacheKiB,
+      onCheckpointFailure: (err) =>
+        logger.error({ err }, 'SQLite checkpoint worker failed: checkpoints run on the event loop'),
+    });
   }
   return new PostgresStore({
     url: config.url,

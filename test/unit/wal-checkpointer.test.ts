@@ -88,7 +88,7 @@ describe('WalCheckpointer', () => {
   it('a store whose worker fails reports it once and goes on writing, checkpointing itself', async () => {
     const file = join(dir, 'orphan.db');
     const failures: unknown[] = [];
-    const store = new SqliteStore(file, (err) => failures.push(err));
+    const store = new SqliteStore(file, { onCheckpointFailure: (err) => failures.push(err) });
     await store.migrate();
     const list = () => store.listMemories('acme', { userId: 'alice', limit: 10, now: Date.now() });
     assert.deepEqual(await list(), []); // opens the reader connection

@@ -126,6 +126,14 @@ const CHECKPOINT_INTERVAL_MS = 250;
 /** SQLite's own automatic checkpoint (pages of log), used again when the worker fails. */
 const AUTOCHECKPOINT_PAGES = 1000;
 
+/** Options of a {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Page cache of each connection in KiB (default: the build's, 16,000 KiB). */
+  cacheKiB?: number;
+  /** Told when the checkpoint worker fails. */
+  onCheckpointFailure?: (err: unknown) => void;
+}
+
 /**
  * The embedded store, in WAL mode; a write resolves once its commit is flushed to disk (off the
  * event loop: wal-sync.ts), so that an acknowledged write survives a crash or power loss. Two
@@ -145,13 +153,16 @@ export class SqliteStore implements Store {
   /** Checkpoints off the event loop, from the first write on; null for an in-memory database. */
   #checkpointer: WalCheckpointer | null | undefined;
   readonly #onCheckpointFailure: (err: unknown) => void;
+  readonly #cacheKiB: number | undefined;
 
   /**
-   * @param onCheckpointFailure told when the checkpoint worker fails (the writer then
+   * @param options.onCheckpointFailure told when the checkpoint worker fails (the writer then
    *   checkpoints on the event loop again, as SQLite does by default).
+   * @param options.cacheKiB page cache of each connection (default: the build's, 16,000 KiB).
    */
-  constructor(file: string, onCheckpointFailure: (err: unknown) => void = () => undefined) {
-    this.#onCheckpointFailure = onCheckpointFailure;
+  constructor(file: string, options: SqliteStoreOptions = {}) {
+    this.#onCheckpointFailure = options.onCheckpointFailure ?? (() => undefined);
+    this.#cacheKiB = options.cacheKiB;
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.#file = file;
     this.#wal = new WalSync(file === ':memory:' ? null : `${file}-wal`);
@@ -162,6 +173,7 @@ export class SqliteStore implements Store {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
+    this.#sizeCache(this.#db);
     // The full-text triggers compute their tokens here (before the migrations: they backfill).
     this.#db.function(
       FTS_BODY_FUNCTION,
@@ -169,6 +181,11 @@ export class SqliteStore implements Store {
       (tenant, user, content, tags, kind) =>
         ftsBody(String(tenant), String(user), String(content), String(tags), String(kind)),
     );
+  }
+
+  /** Sets the connection's page cache to the configured size (a negative cache_size is KiB). */
+  #sizeCache(db: Database.Database): void {
+    if (this.#cacheKiB !== undefined) db.pragma(`cache_size = ${-Math.round(this.#cacheKiB)}`);
   }
 
   /** A cached statement on the writer connection. */
@@ -191,6 +208,7 @@ export class SqliteStore implements Store {
         this.#reader =
           this.#file === ':memory:' ? this.#db : new Database(this.#file, { readonly: true });
         this.#reader.pragma('busy_timeout = 5000');
+        this.#sizeCache(this.#reader);
       }
       stmt = this.#reader.prepare(sql);
       this.#readStatements.set(sql, stmt);
@@ -790,6 +808,19 @@ export class SqliteStore implements Store {
           id,
         ).changes > 0,
     );
+  }
+
+  /** The page cache of each connection in KiB, as SQLite reports it (opens the reader). */
+  cacheSizesKiB(): { writer: number; reader: number } {
+    const kib = (db: Database.Database) => {
+      const size = db.pragma('cache_size', { simple: true }) as number;
+      // Negative: KiB; positive: pages.
+      return size < 0
+        ? -size
+        : (size * (db.pragma('page_size', { simple: true }) as number)) / 1024;
+    };
+    this.#read('SELECT 1');
+    return { writer: kib(this.#db), reader: kib(this.#reader ?? this.#db) };
   }
 
   async explain(query: PlannedQuery): Promise<string> {
