@@ -12,3 +12,11 @@ export function grownCapacity(capacity: number, needed: number): number {
   while (size < needed) size = size < DOUBLE_BELOW ? size * 2 : Math.ceil(size * 1.25);
   return size;
 }
+
+/**
+ * Whether an array of `capacity` elements holding `used` has more than an eighth of slack (and
+ * more than 16): worth a copy that fits it. Within that, the copy costs more than the slack.
+ */
+export function loose(capacity: number, used: number): boolean {
+  return capacity - used > Math.max(16, used / 8);
+}

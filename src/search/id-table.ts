@@ -1,4 +1,4 @@
-import { grownCapacity } from './growth.ts';
+import { grownCapacity, loose } from './growth.ts';
 
 /** A table position that holds no slot. */
 const EMPTY = -1;
@@ -8,6 +8,15 @@ const REMOVED = -2;
 const FIRST_SLOTS = 4;
 const FIRST_BYTES = 128;
 const FIRST_POSITIONS = 8;
+/** Bytes of an id expected when sizing for a build (a ULID). */
+const ID_BYTES = 26;
+
+/** Positions of a table for `ids` ids: a power of two, at most half full. */
+function tableSize(ids: number): number {
+  let size = FIRST_POSITIONS;
+  while (size < ids * 2) size *= 2;
+  return size;
+}
 
 /** FNV-1a over the UTF-16 units of an ASCII string, or -1 when it is not ASCII. */
 function asciiHash(text: string): number {
@@ -50,6 +59,14 @@ export class IdTable {
   #positions = new Int32Array(FIRST_POSITIONS).fill(EMPTY);
   /** Positions that are not EMPTY (removed ones included): they lengthen probes. */
   #filled = 0;
+
+  /** @param expected ids about to be pushed (a build knows): sized for them at once. */
+  constructor(expected = 0) {
+    if (expected <= FIRST_SLOTS) return;
+    this.#bytes = Buffer.allocUnsafeSlow(expected * ID_BYTES);
+    this.#starts = new Int32Array(expected + 1);
+    this.#positions = new Int32Array(tableSize(expected)).fill(EMPTY);
+  }
 
   /** Slots appended so far (removed ones included). */
   get size(): number {
@@ -119,13 +136,22 @@ export class IdTable {
     }
   }
 
-  /** Fits the arena and the offsets to what they hold (an index is built once, then trimmed). */
+  /**
+   * Fits the arena and the offsets to what they hold (an index is built once, then trimmed);
+   * an array already within an eighth of it is kept (a copy would cost more than the slack).
+   */
   trim(): void {
     const used = this.#starts[this.#size] as number;
-    const bytes = Buffer.allocUnsafeSlow(Math.max(1, used));
-    this.#bytes.copy(bytes, 0, 0, used);
-    this.#bytes = bytes;
-    this.#starts = this.#starts.slice(0, this.#size + 1);
+    if (loose(this.#bytes.byteLength, used)) {
+      const bytes = Buffer.allocUnsafeSlow(Math.max(1, used));
+      this.#bytes.copy(bytes, 0, 0, used);
+      this.#bytes = bytes;
+    }
+    if (loose(this.#starts.length, this.#size + 1)) {
+      this.#starts = this.#starts.slice(0, this.#size + 1);
+    }
+    // A table sized for more ids than came (a build's count ran ahead of its rows).
+    if (this.#positions.length > tableSize(this.#filled) * 2) this.#rehash();
   }
 
   /** Whether `slot` holds `id` (`encoded`: its UTF-8 bytes, when it is not ASCII). */
@@ -156,9 +182,7 @@ export class IdTable {
   #rehash(): void {
     const held: number[] = [];
     for (const slot of this.#positions) if (slot >= 0) held.push(slot);
-    let size = FIRST_POSITIONS;
-    while (size < (held.length + 1) * 2) size *= 2;
-    this.#positions = new Int32Array(size).fill(EMPTY);
+    this.#positions = new Int32Array(tableSize(held.length + 1)).fill(EMPTY);
     for (const slot of held) this.#place(slot);
     this.#filled = held.length;
   }

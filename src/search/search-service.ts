@@ -320,7 +320,7 @@ export class SearchService {
       if (count > TRANSIENT_MAX_MEMORIES) return 'refused';
       this.#indexes.counters.transient++;
     }
-    const index = new UserIndex(version);
+    const index = new UserIndex(version, [], count);
     let after: string | null = null;
     for (;;) {
       const chunk = await this.#store.exportMemories(tenant, userId, after, BUILD_CHUNK, now);

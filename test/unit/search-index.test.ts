@@ -358,6 +358,31 @@ const VOCAB = [
   'piano',
 ];
 
+describe('UserIndex: sized for a build', () => {
+  const rows = Array.from({ length: 300 }, (_, n) =>
+    mem(n, `${VOCAB[n % VOCAB.length]} ${VOCAB[(n * 7) % VOCAB.length]} note ${n}`, {
+      sessionId: n % 3 === 0 ? 's1' : null,
+      tags: n % 5 === 0 ? ['red'] : [],
+      metadata: n % 4 === 0 ? { turn: n, text: 'x'.repeat(n % 50) } : {},
+      pinned: n % 40 === 0,
+    }),
+  );
+
+  for (const expected of [300, 30, 3_000]) {
+    it(`holds and ranks the same as one grown step by step (sized for ${expected} of 300)`, () => {
+      const grown = new UserIndex(1, rows);
+      grown.trim();
+      const sized = new UserIndex(1, rows, expected);
+      sized.trim();
+      for (const row of rows) assert.deepEqual(sized.row(sized.slotOf(row.id)), row);
+      assertSameRanking(sized, grown);
+      assert.deepEqual(sessionOrder(sized, 's1'), sessionOrder(grown, 's1'));
+      // Trimmed to within an eighth of what the grown index holds.
+      assert.ok(sized.bytes <= grown.bytes * 1.125, `${sized.bytes} > ${grown.bytes} × 1.125`);
+    });
+  }
+});
+
 describe('UserIndex: compaction', () => {
   it('after many removals, ranks exactly like a fresh index of the live rows', () => {
     // A deterministic pseudo-random walk: adds, updates and deletes.
