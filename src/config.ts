@@ -21,6 +21,15 @@ export const EnvSchema = Type.Object({
    * builds SQLite with 16,000; the operating system caches the file as well. @default 4096
    */
   ENGRAM_SQLITE_CACHE_KIB: Type.Integer({ default: 4096, minimum: 64, maximum: 4_194_304 }),
+  /**
+   * Size of SQLite's write-ahead log past which writes wait for a checkpoint of all of it (and
+   * the size its file is cut back to). @default 268435456
+   */
+  ENGRAM_SQLITE_WAL_MAX_BYTES: Type.Integer({
+    default: 268_435_456,
+    minimum: 1_048_576,
+    maximum: 2 ** 40,
+  }),
   /** Upper bound of PostgreSQL pool clients (small pools beat big ones). @default 8 */
   ENGRAM_PG_POOL_MAX: Type.Integer({ default: 8, minimum: 1, maximum: 200 }),
   /** Time to wait for a PostgreSQL connection before failing. @default 2000 */
@@ -153,7 +162,7 @@ export interface Config {
   port: number;
   dataDir: string;
   store:
-    | { kind: 'sqlite'; file: string; cacheKiB: number }
+    | { kind: 'sqlite'; file: string; cacheKiB: number; walMaxBytes: number }
     | {
         kind: 'postgres';
         url: string;
@@ -256,6 +265,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           kind: 'sqlite',
           file: resolve(dataDir, 'engram.db'),
           cacheKiB: env.ENGRAM_SQLITE_CACHE_KIB,
+          walMaxBytes: env.ENGRAM_SQLITE_WAL_MAX_BYTES,
         },
     logLevel: env.ENGRAM_LOG_LEVEL,
     bodyLimitBytes: env.ENGRAM_BODY_LIMIT_BYTES,

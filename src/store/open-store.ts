@@ -9,6 +9,7 @@ export function openStore(config: Config['store'], logger: Logger): Store {
   if (config.kind === 'sqlite') {
     return new SqliteStore(config.file, {
       cacheKiB: config.cacheKiB,
+      walMaxBytes: config.walMaxBytes,
       onCheckpointFailure: (err) =>
         logger.error({ err }, 'SQLite checkpoint worker failed: checkpoints run on the event loop'),
     });

@@ -27,12 +27,19 @@ describe('sqlite page cache', () => {
     }
   });
 
-  it('takes the size from ENGRAM_SQLITE_CACHE_KIB and refuses one below 64 KiB', () => {
+  it('takes the cache size and the log bound from the environment, and refuses ones too small', () => {
     const config = loadConfig({ ENGRAM_SQLITE_CACHE_KIB: '2048' });
     assert.equal(config.store.kind === 'sqlite' && config.store.cacheKiB, 2048);
     const fallback = loadConfig({});
     assert.equal(fallback.store.kind === 'sqlite' && fallback.store.cacheKiB, 4096);
     assert.throws(() => loadConfig({ ENGRAM_SQLITE_CACHE_KIB: '16' }), /ENGRAM_SQLITE_CACHE_KIB/);
+    assert.equal(fallback.store.kind === 'sqlite' && fallback.store.walMaxBytes, 268_435_456);
+    const bounded = loadConfig({ ENGRAM_SQLITE_WAL_MAX_BYTES: '4194304' });
+    assert.equal(bounded.store.kind === 'sqlite' && bounded.store.walMaxBytes, 4_194_304);
+    assert.throws(
+      () => loadConfig({ ENGRAM_SQLITE_WAL_MAX_BYTES: '1000' }),
+      /ENGRAM_SQLITE_WAL_MAX_BYTES/,
+    );
   });
 });
 

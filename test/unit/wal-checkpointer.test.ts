@@ -104,6 +104,32 @@ describe('WalCheckpointer', () => {
     assert.equal(failures.length, 1);
   });
 
+  it('bounds the log under back-to-back batch imports: writes wait for a checkpoint of all of it', async () => {
+    const file = join(dir, 'bounded.db');
+    const bound = 512 * 1024;
+    // The worker's own checkpoints are a minute apart: only the bound's can copy the log.
+    const store = new SqliteStore(file, { walMaxBytes: bound, checkpointIntervalMs: 60_000 });
+    await store.migrate();
+    let largest = 0;
+    for (let batch = 0; batch < 40; batch++) {
+      const rows = Array.from({ length: 50 }, (_, i) =>
+        memoryRow({ content: `batch ${batch} memory ${i} ${'lorem ipsum '.repeat(80)}` }),
+      );
+      await store.insertMemories(rows);
+      largest = Math.max(largest, statSync(`${file}-wal`).size);
+      // The store looks at the log's size at most every 50 ms.
+      await sleep(60);
+    }
+    // Unbounded, the log would hold all 2,000 memories (≈ 8 MB); bounded, it is cut back
+    // each time it passes the bound, so it never holds much more than one batch beyond it.
+    assert.ok(largest < bound * 2.5, `the log reached ${largest} B`);
+    assert.ok(store.walWaits.count > 0, 'writes waited for the log to be checkpointed');
+    const listed = await store.listMemories('acme', { userId: 'alice', limit: 1, now: Date.now() });
+    assert.equal(listed.length, 1);
+    await store.close();
+    assert.equal(rowsInFile(file, 'memories'), 2_000, 'every acknowledged memory is in the file');
+  });
+
   it('reports a worker that cannot open the database, once', async () => {
     const failures: unknown[] = [];
     const checkpointer = new WalCheckpointer(join(dir, 'missing', 'x.db'), 20, (err) =>

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type {
@@ -126,10 +126,22 @@ const CHECKPOINT_INTERVAL_MS = 250;
 /** SQLite's own automatic checkpoint (pages of log), used again when the worker fails. */
 const AUTOCHECKPOINT_PAGES = 1000;
 
+/** Longest the write-ahead log may grow before writes wait for a checkpoint (default). */
+const WAL_MAX_BYTES = 268_435_456;
+/** The log's size is looked at most this often (a stat of the file). */
+const WAL_LOOK_MS = 50;
+
 /** Options of a {@link SqliteStore}. */
 export interface SqliteStoreOptions {
   /** Page cache of each connection in KiB (default: the build's, 16,000 KiB). */
   cacheKiB?: number;
+  /**
+   * Size of the write-ahead log past which writes wait until the checkpoint worker has copied
+   * all of it; the log file is cut back to this size when it starts over. @default 256 MiB
+   */
+  walMaxBytes?: number;
+  /** Period of the checkpoint worker's checkpoints. @default 250 */
+  checkpointIntervalMs?: number;
   /** Told when the checkpoint worker fails. */
   onCheckpointFailure?: (err: unknown) => void;
 }
@@ -154,6 +166,12 @@ export class SqliteStore implements Store {
   #checkpointer: WalCheckpointer | null | undefined;
   readonly #onCheckpointFailure: (err: unknown) => void;
   readonly #cacheKiB: number | undefined;
+  readonly #walMaxBytes: number;
+  readonly #checkpointIntervalMs: number;
+  /** When the log's size was last looked at (performance.now()). */
+  #walLookedAt = Number.NEGATIVE_INFINITY;
+  /** Writes that waited for the log to be checkpointed, and how long in all. */
+  readonly walWaits = { count: 0, ms: 0 };
 
   /**
    * @param options.onCheckpointFailure told when the checkpoint worker fails (the writer then
@@ -163,6 +181,8 @@ export class SqliteStore implements Store {
   constructor(file: string, options: SqliteStoreOptions = {}) {
     this.#onCheckpointFailure = options.onCheckpointFailure ?? (() => undefined);
     this.#cacheKiB = options.cacheKiB;
+    this.#walMaxBytes = options.walMaxBytes ?? WAL_MAX_BYTES;
+    this.#checkpointIntervalMs = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS;
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.#file = file;
     this.#wal = new WalSync(file === ':memory:' ? null : `${file}-wal`);
@@ -173,6 +193,8 @@ export class SqliteStore implements Store {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
+    // When the log starts over (after a checkpoint copied all of it), its file is cut back.
+    this.#db.pragma(`journal_size_limit = ${this.#walMaxBytes}`);
     this.#sizeCache(this.#db);
     // The full-text triggers compute their tokens here (before the migrations: they backfill).
     this.#db.function(
@@ -223,9 +245,45 @@ export class SqliteStore implements Store {
    */
   #write<T>(fn: () => T | Promise<T>): Promise<T> {
     this.#checkpointer ?? this.#startCheckpoints();
-    const result = this.#lock.then(fn);
+    const result = this.#lock.then(() =>
+      this.#walTooLong() ? this.#walCheckpointed().then(fn) : fn(),
+    );
     this.#lock = result.catch(() => undefined);
     return result.then((value) => this.#durable().then(() => value));
+  }
+
+  /**
+   * Whether the write-ahead log has outgrown its bound (looked at every {@link WAL_LOOK_MS}).
+   * The worker's checkpoints copy the log while writes go on, but the log starts over only
+   * once a checkpoint has copied all of it: under back-to-back batch imports that never
+   * happened, and the log grew to 3.6–5.2 GB while 1,000,000 memories were imported.
+   */
+  #walTooLong(): boolean {
+    const checkpointer = this.#checkpointer;
+    if (!checkpointer || checkpointer.stats.failed) return false;
+    const now = performance.now();
+    if (now - this.#walLookedAt < WAL_LOOK_MS) return false;
+    this.#walLookedAt = now;
+    try {
+      return statSync(`${this.#file}-wal`).size > this.#walMaxBytes;
+    } catch {
+      return false; // no log yet
+    }
+  }
+
+  /**
+   * Holding the write lock (no write can start), has the worker checkpoint until the whole log
+   * is copied: the next commit starts the log over and cuts its file back. Writes wait for it
+   * (the backpressure of an import that outruns the disk); a reader holding part of the log
+   * ends the wait after a few tries rather than stalling writes.
+   */
+  async #walCheckpointed(): Promise<void> {
+    const started = performance.now();
+    for (let i = 0; i < 5; i++) {
+      if (!this.#checkpointer || (await this.#checkpointer.catchUp())) break;
+    }
+    this.walWaits.count++;
+    this.walWaits.ms += performance.now() - started;
   }
 
   /**
@@ -238,7 +296,7 @@ export class SqliteStore implements Store {
       return;
     }
     try {
-      this.#checkpointer = new WalCheckpointer(this.#file, CHECKPOINT_INTERVAL_MS, (err) => {
+      this.#checkpointer = new WalCheckpointer(this.#file, this.#checkpointIntervalMs, (err) => {
         // Without the worker the log would grow without bound: the writer checkpoints again.
         if (this.#db.open) this.#db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
         this.#onCheckpointFailure(err);

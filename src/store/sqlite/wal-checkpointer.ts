@@ -15,7 +15,11 @@ export interface CheckpointStats {
 /** What the worker reports after each checkpoint. */
 interface CheckpointReport {
   checkpointed: number;
+  /** Frames in the log: all of them copied means the next write starts the log over. */
+  log: number;
   ms: number;
+  /** Whether it was asked for ({@link WalCheckpointer.catchUp}) rather than timed. */
+  asked: boolean;
 }
 
 /** better-sqlite3 as this module resolves it, for the worker (it may run from anywhere). */
@@ -33,13 +37,19 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.sqliteModule);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('busy_timeout = 1000');
-function checkpoint() {
+function checkpoint(asked) {
   const started = performance.now();
   const [result] = db.pragma('wal_checkpoint(PASSIVE)');
-  parentPort.postMessage({ checkpointed: result ? result.checkpointed : 0, ms: performance.now() - started });
+  parentPort.postMessage({
+    checkpointed: result ? result.checkpointed : 0,
+    log: result ? result.log : 0,
+    ms: performance.now() - started,
+    asked: asked === true,
+  });
 }
 const timer = setInterval(checkpoint, workerData.intervalMs);
 parentPort.on('message', (message) => {
+  if (message === 'now') return checkpoint(true);
   if (message !== 'stop') return;
   clearInterval(timer);
   try {
@@ -62,6 +72,8 @@ export class WalCheckpointer {
   readonly #worker: Worker;
   readonly #exited: Promise<void>;
   #stopping = false;
+  /** Callers of {@link catchUp} waiting for their checkpoint, oldest first. */
+  readonly #asked: Array<(complete: boolean) => void> = [];
   readonly stats: CheckpointStats = { checkpoints: 0, frames: 0, maxMs: 0, failed: false };
 
   constructor(file: string, intervalMs: number, onFailure: (err: unknown) => void) {
@@ -72,6 +84,7 @@ export class WalCheckpointer {
     // The worker must not keep the process alive: the store's close stops it.
     this.#worker.unref();
     const fail = (err: unknown): void => {
+      for (const resolve of this.#asked.splice(0)) resolve(false);
       if (this.stats.failed || this.#stopping) return;
       this.stats.failed = true;
       onFailure(err);
@@ -80,6 +93,7 @@ export class WalCheckpointer {
       this.stats.checkpoints++;
       this.stats.frames += report.checkpointed;
       if (report.ms > this.stats.maxMs) this.stats.maxMs = report.ms;
+      if (report.asked) this.#asked.shift()?.(report.checkpointed >= report.log);
     });
     this.#worker.on('error', fail);
     this.#exited = new Promise((resolve) => {
@@ -87,6 +101,18 @@ export class WalCheckpointer {
         fail(new Error(`the checkpoint worker exited (code ${code})`));
         resolve();
       });
+    });
+  }
+
+  /**
+   * A checkpoint now; resolves true when it copied the whole log (the next write then starts
+   * the log over), false when a reader kept part of it or the worker is gone.
+   */
+  catchUp(): Promise<boolean> {
+    if (this.stats.failed || this.#stopping) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.#asked.push(resolve);
+      this.#worker.postMessage('now');
     });
   }
 
