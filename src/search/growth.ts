@@ -20,3 +20,10 @@ export function grownCapacity(capacity: number, needed: number): number {
 export function loose(capacity: number, used: number): boolean {
   return capacity - used > Math.max(16, used / 8);
 }
+
+/** The smallest power of two that is at least `n` and at least `min` (a power of two). */
+export function powerOfTwoAtLeast(n: number, min: number): number {
+  let size = min;
+  while (size < n) size *= 2;
+  return size;
+}

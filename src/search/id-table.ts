@@ -1,4 +1,4 @@
-import { grownCapacity, loose } from './growth.ts';
+import { grownCapacity, loose, powerOfTwoAtLeast } from './growth.ts';
 
 /** A table position that holds no slot. */
 const EMPTY = -1;
@@ -12,11 +12,7 @@ const FIRST_POSITIONS = 8;
 const ID_BYTES = 26;
 
 /** Positions of a table for `ids` ids: a power of two, at most half full. */
-function tableSize(ids: number): number {
-  let size = FIRST_POSITIONS;
-  while (size < ids * 2) size *= 2;
-  return size;
-}
+const tableSize = (ids: number): number => powerOfTwoAtLeast(ids * 2, FIRST_POSITIONS);
 
 /** FNV-1a over the UTF-16 units of an ASCII string, or -1 when it is not ASCII. */
 function asciiHash(text: string): number {

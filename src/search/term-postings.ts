@@ -1,5 +1,5 @@
 import { hashA, hashB } from '../util/string-hash.ts';
-import { grownCapacity } from './growth.ts';
+import { grownCapacity, powerOfTwoAtLeast } from './growth.ts';
 
 /** Bits of a posting entry that hold the term frequency (the rest hold the slot). */
 const TF_BITS = 9;
@@ -39,11 +39,7 @@ const TERMS_PER_MEMORY = 1.5;
 const ENTRIES_PER_MEMORY = 32;
 
 /** Positions of a hash table for `terms` terms: a power of two, at most two thirds full. */
-function tableSize(terms: number): number {
-  let size = FIRST_POSITIONS;
-  while (size * 2 < terms * 3) size *= 2;
-  return size;
-}
+const tableSize = (terms: number): number => powerOfTwoAtLeast(terms * 1.5, FIRST_POSITIONS);
 
 /**
  * The postings of one user's index, off the V8 heap, in three typed arrays: the terms (dense),
