@@ -176,10 +176,11 @@ export class IdTable {
 
   /** A fresh table for the held slots (removed positions dropped), at most half full. */
   #rehash(): void {
-    const held: number[] = [];
-    for (const slot of this.#positions) if (slot >= 0) held.push(slot);
-    this.#positions = new Int32Array(tableSize(held.length + 1)).fill(EMPTY);
-    for (const slot of held) this.#place(slot);
-    this.#filled = held.length;
+    const old = this.#positions;
+    let held = 0;
+    for (const slot of old) if (slot >= 0) held++;
+    this.#positions = new Int32Array(tableSize(held + 1)).fill(EMPTY);
+    for (const slot of old) if (slot >= 0) this.#place(slot);
+    this.#filled = held;
   }
 }

@@ -33,8 +33,11 @@ export type BuildCause = 'search' | 'start' | 'warm';
 
 /** Wants counted between two halvings of every count (so that old popularity fades). */
 const AGING_EVERY = 10_000;
-/** Estimated bytes per memory before any index was built (then the held indexes' average). */
-export const DEFAULT_BYTES_PER_MEMORY = 650;
+/**
+ * Estimated bytes per memory before any index was built (then the held indexes' average):
+ * 380–510 B for indexes built from the soak's LoCoMo data, ids included.
+ */
+export const DEFAULT_BYTES_PER_MEMORY = 450;
 
 /**
  * The per-user search indexes held in process: an LRU bounded by their estimated bytes, each

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IndexCache } from '../../src/search/index-cache.ts';
+import { DEFAULT_BYTES_PER_MEMORY, IndexCache } from '../../src/search/index-cache.ts';
 import { UserIndex } from '../../src/search/user-index.ts';
 import { memoryRow } from '../helpers/rows.ts';
 
@@ -76,17 +76,23 @@ describe('IndexCache: admission', () => {
 describe('IndexCache: estimate', () => {
   it('follows the bytes per memory of recent builds, big ones weighing most', () => {
     const cache = new IndexCache(10 ** 9);
-    assert.equal(cache.estimate(10), 6_500); // before any build: 650 B per memory
+    // Before any build: the default bytes per memory.
+    assert.equal(cache.estimate(10), 10 * DEFAULT_BYTES_PER_MEMORY);
     const big = indexOf('a', 1_000);
     const perMemory = big.bytes / big.docCount;
     // A tiny index barely moves it.
     cache.set('u:tiny', indexOf('t', 2));
-    assert.ok(Math.abs(cache.estimate(1) - 650) < 0.01 * 650);
+    assert.ok(
+      Math.abs(cache.estimate(1) - DEFAULT_BYTES_PER_MEMORY) < 0.01 * DEFAULT_BYTES_PER_MEMORY,
+    );
     // Big builds pull it to their bytes per memory (a fifth of the way each).
     for (let i = 0; i < 30; i++) cache.set(`u:${i}`, big);
     const off = Math.abs(cache.estimate(1_000) - big.bytes) / big.bytes;
     assert.ok(off < 0.02, `estimate ${cache.estimate(1_000)} vs ${big.bytes}`);
-    assert.ok(Math.abs(perMemory - 650) > 100, 'the test index must differ from the default');
+    assert.ok(
+      Math.abs(perMemory - DEFAULT_BYTES_PER_MEMORY) > 100,
+      'the test index must differ from the default',
+    );
   });
 });
 
