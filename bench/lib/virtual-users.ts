@@ -138,6 +138,13 @@ export interface MixResult {
    * (`search:hit`, `search:built`, `start:index`, `start:store`…).
    */
   sources: Record<string, number>;
+  /**
+   * Per op, the time the server itself reports (`app;dur` of Server-Timing: from the request's
+   * arrival in Fastify to its serialized answer). The latency less this is time spent outside
+   * the handler: queued in the client's pool, on the wire, waiting for the event loop to read
+   * the request, and in the generator itself. Empty for servers without the header.
+   */
+  server: Record<Op, Percentiles>;
   durationSec: number;
 }
 
@@ -222,6 +229,10 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
   const auth = `Bearer ${spec.key}`;
 
   const samples = Object.fromEntries(OPS.map((op) => [op, new Samples()])) as Record<Op, Samples>;
+  const serverSamples = Object.fromEntries(OPS.map((op) => [op, new Samples()])) as Record<
+    Op,
+    Samples
+  >;
   const statusCodes: Record<string, number> = {};
   let sent = 0;
   let offered = 0;
@@ -306,10 +317,13 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
                 windowNon2xx++;
               }
               const timing = res.headers['server-timing'];
-              const desc =
-                typeof timing === 'string' ? /desc="([^"]+)"/.exec(timing)?.[1] : undefined;
-              if (desc !== undefined)
-                sources[`${op}:${desc}`] = (sources[`${op}:${desc}`] ?? 0) + 1;
+              if (typeof timing === 'string') {
+                const desc = /desc="([^"]+)"/.exec(timing)?.[1];
+                if (desc !== undefined)
+                  sources[`${op}:${desc}`] = (sources[`${op}:${desc}`] ?? 0) + 1;
+                const app = /\bapp;dur=([\d.]+)/.exec(timing)?.[1];
+                if (app !== undefined) serverSamples[op].add(Number(app));
+              }
             }
             resolve({ status, text });
           });
@@ -491,6 +505,12 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
     ) as MixResult['ops'],
     sessions,
     sources,
+    server: Object.fromEntries(
+      OPS.map((op) => {
+        const s = serverSamples[op];
+        return [op, percentilesOf(s.values.subarray(0, s.count))];
+      }),
+    ) as MixResult['server'],
     durationSec,
   };
 }
