@@ -14,7 +14,6 @@ import {
   closedLoop,
   fmt,
   medianRun,
-  mixCeilings,
   mixDescription,
   mixOptions,
   mixWarmup,
@@ -23,6 +22,8 @@ import {
   PLOT_DIR,
   prepareMix,
   type Saturation,
+  type Saturations,
+  saturations,
   startMixServer,
 } from './lib/mix-setup.ts';
 import { writeChart } from './lib/plot.ts';
@@ -43,12 +44,13 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   const o = { ...opts, warmupSec };
   const data = await prepareMix(mix, 'mix');
   const server = await startMixServer(data);
-  let saturation: Saturation;
+  let measured: Saturations;
   const sweep: Array<{ users: number; engram: number; fastify?: number; nodeHttp?: number }> = [];
   const open: Array<{ share: number; rate: number; runs: MixResult[] }> = [];
   try {
-    process.stderr.write(`mix: saturation (closed loop, ${mix.vus} users)…\n`);
-    saturation = await closedLoop(server.base, server.key, data, mix.vus, mix.sockets, o);
+    process.stderr.write(`mix: saturation (closed loop, ${mix.vus} users, with the ceilings)…\n`);
+    measured = await saturations(server, data, mix.vus, mix.sockets, o);
+    const { saturation } = measured;
     process.stderr.write(`mix: saturation ${fmt(saturation.rate)} req/s\n`);
     for (const users of SWEEP) {
       const r = await closedLoop(server.base, server.key, data, users, users, o, 1);
@@ -56,7 +58,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       process.stderr.write(`mix: ${users} users closed loop: ${fmt(r.rate)} req/s\n`);
     }
     for (const share of LOADS) {
-      const rate = saturation.rate * share;
+      const rate = measured.saturation.rate * share;
       const runs: MixResult[] = [];
       for (let i = 0; i < opts.runs; i++) {
         runs.push(
@@ -76,7 +78,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   } finally {
     await server.stop();
   }
-  const ceilings = await mixCeilings(data, mix.vus, mix.sockets, saturation.meanBytes, o);
+  const { saturation, ceilings, ratios } = measured;
   // The generator's own floor: the same open loop against the bare Fastify ceiling.
   const floors: MixResult[] = [];
   {
@@ -118,7 +120,12 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
 
   const nodeRate = ceilings['node:http'].rate;
   const fastifyRate = ceilings.fastify.rate;
-  const closedRow = (name: string, s: Saturation): string[] => {
+  /** A row of the closed-loop table; Engram's ratios are the turns' (`saturations`). */
+  const closedRow = (
+    name: string,
+    s: Saturation,
+    of = { node: s.rate / nodeRate, fastify: s.rate / fastifyRate },
+  ): string[] => {
     const p50 = median(s.runs.map((r) => r.all.p50));
     const p99 = median(s.runs.map((r) => r.all.p99));
     const errors = s.runs.reduce((n, r) => n + r.errors, 0);
@@ -130,8 +137,8 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       ms(p99),
       String(errors),
       String(non2xx),
-      (s.rate / nodeRate).toFixed(3),
-      (s.rate / fastifyRate).toFixed(3),
+      of.node.toFixed(3),
+      of.fastify.toFixed(3),
     ];
   };
 
@@ -236,14 +243,17 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       'of fastify',
     ],
     rows: [
-      closedRow(`engram ${mix.store}`, saturation),
+      closedRow(`engram ${mix.store}`, saturation, {
+        node: ratios['node:http'],
+        fastify: ratios.fastify,
+      }),
       closedRow('bare node:http ceiling', ceilings['node:http']),
       closedRow('bare Fastify ceiling', ceilings.fastify),
     ],
     notes: [
       `Data: ${data.describe}.`,
       mixDescription(mix.vus, mix.sockets),
-      `Saturation: the same mix as a closed loop (no think or idle time) of the same ${fmt(mix.vus)} users on ${mix.sockets} connections; medians of ${opts.runs} runs of ${opts.durationSec} s, each after ${warmupSec} s unrecorded (the users are mid-session when recording starts). The ceilings answer every path with the mix's mean answer (${fmt(saturation.meanBytes)} B), driven by the same generator and users.`,
+      `Saturation: the same mix as a closed loop (no think or idle time) of the same ${fmt(mix.vus)} users on ${mix.sockets} connections; medians of ${opts.runs} runs of ${opts.durationSec} s, each after ${warmupSec} s unrecorded (the users are mid-session when recording starts). The ceilings answer every path with the mix's mean answer (${fmt(saturation.meanBytes)} B), driven by the same generator and users, after ${ceilingWarmup(o).warmupSec} s unrecorded. Engram and the ceilings are measured in turns (Engram, node:http, Fastify, ${opts.runs} times); Engram's ratios are the medians of the turns' ratios, so that a drift of the machine's speed moves both sides of a ratio alike.`,
       'Generator (this process, node:http client) and server share the 2 cores: compare ratios, not absolute req/s, across machines.',
       `Plots: [throughput against concurrency](${throughputSvg.slice(PLOT_DIR.length + 1)}), [latency against offered load](${latencySvg.slice(PLOT_DIR.length + 1)}).`,
     ],

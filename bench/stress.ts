@@ -8,10 +8,8 @@
 import { join } from 'node:path';
 import { processCpuMs } from './lib/cpu.ts';
 import {
-  closedLoop,
   fmt,
   MIX_OPTIONS,
-  mixCeilings,
   mixDescription,
   mixOptions,
   mixWarmup,
@@ -19,6 +17,8 @@ import {
   openMix,
   PLOT_DIR,
   prepareMix,
+  type Saturations,
+  saturations,
   startMixServer,
 } from './lib/mix-setup.ts';
 import { writeChart } from './lib/plot.ts';
@@ -75,9 +75,10 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   const data = await prepareMix(mix, 'stress');
   const server = await startMixServer(data);
   const steps: Step[] = [];
-  let saturation: Awaited<ReturnType<typeof closedLoop>>;
+  let measured: Saturations;
   try {
-    saturation = await closedLoop(server.base, server.key, data, mix.vus, mix.sockets, o);
+    measured = await saturations(server, data, mix.vus, mix.sockets, o);
+    const { saturation } = measured;
     process.stderr.write(`stress: saturation (closed loop) ${fmt(saturation.rate)} req/s\n`);
     let past = 0;
     for (let i = 0; i < MAX_STEPS && past < STEPS_PAST_BREAK; i++) {
@@ -107,7 +108,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   } finally {
     await server.stop();
   }
-  const ceilings = await mixCeilings(data, mix.vus, mix.sockets, saturation.meanBytes, o);
+  const { saturation, ceilings, ratios } = measured;
   const fastify = ceilings.fastify.rate;
   const firstBroken = steps.findIndex((s) => s.broken);
   const held = (firstBroken === -1 ? steps : steps.slice(0, firstBroken)).at(-1);
@@ -164,8 +165,8 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       [
         `saturation (closed loop, ${fmt(mix.vus)} users)`,
         fmt(saturation.rate),
-        (saturation.rate / ceilings['node:http'].rate).toFixed(3),
-        (saturation.rate / fastify).toFixed(3),
+        ratios['node:http'].toFixed(3),
+        ratios.fastify.toFixed(3),
         '—',
       ],
       ['bare Fastify ceiling (closed loop, same mix)', fmt(fastify), '—', '1.000', '—'],
@@ -181,6 +182,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       `Data: ${data.describe}.`,
       mixDescription(mix.vus, mix.sockets),
       `Ramp: open loop of ${fmt(mix.vus)} users from ${from} × the saturation, ×${factor} per step, each step ${opts.durationSec} s recorded after ${warmupSec} s unrecorded, until p99 of all requests passes ${BREAK_P99_MS} ms or an error or a 5xx appears, then ${STEPS_PAST_BREAK} steps more. The breaking point is the offered rate of the last step that held.`,
+      `Saturation and ceilings: closed loops of the same users and connections, measured in turns (Engram, node:http, Fastify, ${opts.runs} times; the ceilings after ${Math.min(warmupSec, 2)} s unrecorded); the saturation's ratios are the medians of the turns' ratios, the breaking point's are to the ceilings' medians (measured before the ramp).`,
       after
         ? `Past the breaking point (${fmt(after.result.offeredRate)} req/s offered): ${fmt(after.result.achievedRate)} req/s answered, p50 ${ms(after.result.all.p50)} ms, p99 ${ms(after.result.all.p99)} ms, ${after.result.errors} errors (${after.result.timeouts} timeouts), ${after.result.non2xx} non-2xx; the service degrades by queueing (latency grows with the backlog), see the steps below.`
         : 'No step broke: the ramp ended at its step limit.',

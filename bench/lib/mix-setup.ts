@@ -159,6 +159,39 @@ export interface Saturation {
   runs: MixResult[];
 }
 
+/** One closed-loop mix run (no think time) of `users` users on `sockets` connections. */
+function closedRun(
+  base: string,
+  key: string,
+  data: MixData,
+  users: number,
+  sockets: number,
+  opts: ScenarioOptions,
+  seed: number,
+): Promise<MixResult> {
+  return runMix({
+    base,
+    key,
+    dataset: data.dataset,
+    text: data.text,
+    vus: users,
+    sockets,
+    rate: 0,
+    durationSec: opts.durationSec,
+    warmupSec: opts.warmupSec,
+    seed,
+  });
+}
+
+/** The medians of closed-loop runs. */
+function saturationOf(runs: MixResult[]): Saturation {
+  return {
+    rate: median(runs.map((r) => r.achievedRate)),
+    meanBytes: median(runs.map((r) => r.meanBytes)),
+    runs,
+  };
+}
+
 /**
  * Closed-loop mix runs of `users` users on `sockets` connections against `base`, `runs` times,
  * each after its own `warmupSec`. The saturation uses the open loop's users and connections:
@@ -173,31 +206,11 @@ export async function closedLoop(
   opts: ScenarioOptions,
   runs = opts.runs,
 ): Promise<Saturation> {
-  const spec = {
-    base,
-    key,
-    dataset: data.dataset,
-    text: data.text,
-    vus: users,
-    sockets,
-    rate: 0,
-  };
   const results: MixResult[] = [];
   for (let i = 0; i < runs; i++) {
-    results.push(
-      await runMix({
-        ...spec,
-        durationSec: opts.durationSec,
-        warmupSec: opts.warmupSec,
-        seed: i + 1,
-      }),
-    );
+    results.push(await closedRun(base, key, data, users, sockets, opts, i + 1));
   }
-  return {
-    rate: median(results.map((r) => r.achievedRate)),
-    meanBytes: median(results.map((r) => r.meanBytes)),
-    runs: results,
-  };
+  return saturationOf(results);
 }
 
 /** A bare server keeps no state: a short warm-up (JIT) is enough. */
@@ -208,34 +221,65 @@ export function ceilingWarmup(opts: ScenarioOptions): ScenarioOptions {
 /** The ceilings of the mix: the same generator and users against bare servers. */
 export type Ceilings = Record<CeilingKind, Saturation>;
 
+const CEILING_KINDS: readonly CeilingKind[] = ['node:http', 'fastify'];
+
+/** Engram's saturation and the ceilings', with Engram's ratio to each. */
+export interface Saturations {
+  saturation: Saturation;
+  ceilings: Ceilings;
+  /** Median over the turns of Engram's rate over the ceiling's rate of the same turn. */
+  ratios: Record<CeilingKind, number>;
+}
+
 /**
- * Runs the closed-loop mix against a bare `node:http` server and a bare Fastify route, each
- * answering every path with `bytes` bytes (the mix's mean answer).
+ * The closed-loop saturation of the Engram server at `base` and of the bare `node:http` and
+ * Fastify ceilings (answering every path with the mean answer of Engram's first run), measured
+ * in turns: Engram, node:http, Fastify, `opts.runs` times. Each ratio is the median of the
+ * turns' ratios. On shared cores the machine's speed drifts over the minutes of a bench: two
+ * runs of the same code measured Engram's saturation at 0.155 and 0.130 of a Fastify ceiling
+ * measured eight minutes after it (9,093 and 11,488 req/s). Measured next to each other, both
+ * sides of a ratio see the same machine.
  */
-export async function mixCeilings(
+export async function saturations(
+  server: { base: string; key: string },
   data: MixData,
   users: number,
   sockets: number,
-  bytes: number,
   opts: ScenarioOptions,
-): Promise<Ceilings> {
-  const out: Partial<Ceilings> = {};
-  for (const kind of ['node:http', 'fastify'] as const) {
-    const ceiling = await startCeiling({ '*': Math.round(bytes) }, kind);
-    try {
-      out[kind] = await closedLoop(
-        ceiling.base,
-        'ceiling',
-        data,
-        users,
-        sockets,
-        ceilingWarmup(opts),
-      );
-    } finally {
-      await ceiling.stop();
+): Promise<Saturations> {
+  const engram = [await closedRun(server.base, server.key, data, users, sockets, opts, 1)];
+  const bytes = Math.round(engram[0]?.meanBytes ?? 0);
+  const bare = await Promise.all(CEILING_KINDS.map((kind) => startCeiling({ '*': bytes }, kind)));
+  const runs: Record<CeilingKind, MixResult[]> = { 'node:http': [], fastify: [] };
+  try {
+    for (let i = 0; i < opts.runs; i++) {
+      if (i > 0)
+        engram.push(await closedRun(server.base, server.key, data, users, sockets, opts, i + 1));
+      for (const [k, kind] of CEILING_KINDS.entries()) {
+        const ceiling = bare[k] as (typeof bare)[number];
+        runs[kind].push(
+          await closedRun(
+            ceiling.base,
+            'ceiling',
+            data,
+            users,
+            sockets,
+            ceilingWarmup(opts),
+            i + 1,
+          ),
+        );
+      }
     }
+  } finally {
+    await Promise.all(bare.map((c) => c.stop()));
   }
-  return out as Ceilings;
+  const ratio = (kind: CeilingKind) =>
+    median(engram.map((r, i) => r.achievedRate / (runs[kind][i]?.achievedRate ?? Number.NaN)));
+  return {
+    saturation: saturationOf(engram),
+    ceilings: { 'node:http': saturationOf(runs['node:http']), fastify: saturationOf(runs.fastify) },
+    ratios: { 'node:http': ratio('node:http'), fastify: ratio('fastify') },
+  };
 }
 
 /** Starts a server on the seeded data. */

@@ -66,10 +66,10 @@ async function fakeEngram(behaviour: Behaviour = {}): Promise<FakeEngram> {
       json(
         201,
         { session: { id }, preload: { items: [{ memory: { id: 'M1' } }] } },
-        'preload;dur=0.100;desc="index"',
+        'app;dur=3.250, preload;dur=0.100;desc="index"',
       );
     } else if (req.method === 'POST' && /^\/v1\/users\/[^/]+\/memories\/search$/.test(path)) {
-      json(200, { items: [] }, 'index;desc="hit"');
+      json(200, { items: [] }, 'app;dur=1.500, index;desc="hit"');
     } else if (req.method === 'POST' && /^\/v1\/sessions\/[^/]+\/messages$/.test(path)) {
       json(201, { items: [] });
     } else if (req.method === 'GET' && /^\/v1\/memories\/[^/]+$/.test(path)) {
@@ -229,6 +229,12 @@ describe('runMix', () => {
     assert.equal(r.sources['search:hit'], r.ops.search.count);
     assert.equal(r.sources['start:index'], r.ops.start.count);
     assert.ok(r.ops.search.count > 0 && r.ops.start.count > 0);
+    // The server's own time (Server-Timing app), per op that reports it.
+    assert.equal(r.server.search.count, r.ops.search.count);
+    assert.equal(r.server.search.p50, 1.5);
+    assert.equal(r.server.start.count, r.ops.start.count);
+    assert.equal(r.server.start.max, 3.25);
+    assert.equal(r.server.append.count, 0);
     // Shares: search 40 %, end 5 %.
     assert.ok(r.ops.search.count > 3 * r.ops.end.count, JSON.stringify(r.ops));
     assert.ok(r.ops.append.count > r.ops.read.count, JSON.stringify(r.ops));
