@@ -168,12 +168,12 @@ function weightedScore(index: UserIndex, slot: number, text: number, o: RankOpti
 
 /**
  * BM25 of the query terms over the index, into `scores` (by slot), with matched-term counts;
- * returns the slots that scored. Emptied slots are skipped.
+ * lists the slots that scored in `sc.touched` and returns how many. Emptied slots are skipped.
  */
-function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratch): number[] {
-  const { scores, counts } = sc;
-  const touched: number[] = [];
-  const n = index.docCount;
+function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratch): number {
+  const { scores, counts, touched } = sc;
+  let n = 0;
+  const docs = index.docCount;
   const avg = index.averageLength;
   const { k1, b } = o.bm25;
   const postings = index.postings;
@@ -182,7 +182,7 @@ function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratc
     const p = postings.find(term);
     const df = p < 0 ? 0 : postings.df(p);
     if (df === 0) continue;
-    const w = idf(df, n) * (k1 + 1);
+    const w = idf(df, docs) * (k1 + 1);
     const start = postings.start(p);
     const end = start + postings.length(p);
     for (let i = start; i < end; i++) {
@@ -191,7 +191,7 @@ function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratc
       const length = index.length(slot);
       if (length === 0) continue;
       const before = scores[slot] as number;
-      if (before === 0) touched.push(slot);
+      if (before === 0) touched[n++] = slot;
       const tf = entryTf(entry);
       // bm25Term, inlined.
       scores[slot] = before + (w * tf) / (tf + k1 * (1 - b + (b * length) / avg));
@@ -199,12 +199,13 @@ function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratc
     }
   }
   if (o.coordination !== 0 && terms.length > 1) {
-    for (const slot of touched) {
+    for (let i = 0; i < n; i++) {
+      const slot = touched[i] as number;
       const share = (counts[slot] as number) / terms.length;
       scores[slot] = (scores[slot] as number) * share ** o.coordination;
     }
   }
-  return touched;
+  return n;
 }
 
 /** Messages on each side of a match that receive context, and the fall-off per step away. */
@@ -212,38 +213,45 @@ const CONTEXT_WINDOW = 2;
 const CONTEXT_FALLOFF = 0.5;
 
 /**
- * Gives the session neighbours of each matched message (up to {@link CONTEXT_WINDOW} on each
- * side, halving per step) a share of its score, into `context`; returns the neighbours that
- * had no score of their own.
+ * Gives the session neighbours of the `touched` matched messages (up to
+ * {@link CONTEXT_WINDOW} on each side, halving per step) a share of their score, into
+ * `context`; lists the neighbours that had no score of their own in `sc.near` and returns how
+ * many.
  */
-function spreadContext(index: UserIndex, touched: number[], sc: Scratch, share: number): number[] {
-  const added: number[] = [];
-  for (const slot of touched) {
+function spreadContext(index: UserIndex, touched: number, sc: Scratch, share: number): number {
+  let added = 0;
+  for (let i = 0; i < touched; i++) {
+    const slot = sc.touched[i] as number;
     const first = share * (sc.scores[slot] as number);
     // Both directions: the earlier messages first, then the later ones.
-    give(index, false, slot, first, sc, added);
-    give(index, true, slot, first, sc, added);
+    added = give(index, false, slot, first, sc, added);
+    added = give(index, true, slot, first, sc, added);
   }
   return added;
 }
 
-/** Gives the neighbours of `slot` on one side their context share of `first`. */
+/**
+ * Gives the neighbours of `slot` on one side their context share of `first`; returns the
+ * length of `sc.near` after the ones it added.
+ */
 function give(
   index: UserIndex,
   later: boolean,
   slot: number,
   first: number,
   sc: Scratch,
-  added: number[],
-): void {
+  added: number,
+): number {
   const { scores, context } = sc;
+  let n = added;
   let gift = first;
   let near = later ? index.next(slot) : index.prev(slot);
   for (let d = 0; d < CONTEXT_WINDOW && near >= 0; d++, gift *= CONTEXT_FALLOFF) {
-    if (context[near] === 0 && scores[near] === 0) added.push(near);
+    if (context[near] === 0 && scores[near] === 0) sc.near[n++] = near;
     context[near] = (context[near] as number) + gift;
     near = later ? index.next(near) : index.prev(near);
   }
+  return n;
 }
 
 /** Whether the filter has no condition (then only liveness is checked). */
@@ -260,6 +268,14 @@ function isEmpty(f: SearchFilter): boolean {
     f.updatedFrom === undefined &&
     f.updatedTo === undefined
   );
+}
+
+/** Whether the memory in slot `s` is a candidate: live, unexpired, and passing the filter. */
+function admitted(index: UserIndex, s: number, open: boolean, o: RankOptions): boolean {
+  // Without a filter, and without expiring memories, only liveness is read (most candidates
+  // are not kept).
+  if (open) return index.isLive(s) && !(index.expiring > 0 && index.expired(s, o.now));
+  return passesAt(index, s, o.filter, o.now);
 }
 
 /** The distinct terms of a query, in order (queries are short: a scan beats a Set). */
@@ -283,31 +299,32 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
   const terms = queryTerms.length > 1 ? distinct(queryTerms) : queryTerms;
   const sc = index.scratch();
   const { scores, context } = sc;
-  const touched = terms.length > 0 ? scoreText(index, terms, o, sc) : [];
-  const near =
-    o.context > 0 && touched.length > 0 ? spreadContext(index, touched, sc, o.context) : [];
+  const touched = terms.length > 0 ? scoreText(index, terms, o, sc) : 0;
+  const near = o.context > 0 && touched > 0 ? spreadContext(index, touched, sc, o.context) : 0;
   try {
     const everyone = terms.length === 0 || (o.queryVector !== null && o.weights.vector !== 0);
-    let candidates: number[];
+    const open = isEmpty(o.filter);
+    // Candidates: every live memory, or the matched, their neighbours and the pinned ones.
+    const kept = sc.kept;
+    let count = 0;
     if (everyone) {
-      candidates = [];
-      for (let s = 0; s < index.slots; s++) if (index.isLive(s)) candidates.push(s);
+      for (let s = 0; s < index.slots; s++) if (admitted(index, s, open, o)) kept[count++] = s;
     } else {
-      candidates = near.length > 0 ? touched.concat(near) : touched;
+      for (let i = 0; i < touched; i++) {
+        const s = sc.touched[i] as number;
+        if (admitted(index, s, open, o)) kept[count++] = s;
+      }
+      for (let i = 0; i < near; i++) {
+        const s = sc.near[i] as number;
+        if (admitted(index, s, open, o)) kept[count++] = s;
+      }
       for (const s of index.pinned) {
-        if (scores[s] === 0 && context[s] === 0) candidates.push(s);
+        if (scores[s] === 0 && context[s] === 0 && admitted(index, s, open, o)) kept[count++] = s;
       }
     }
-    const open = isEmpty(o.filter);
-    const kept: number[] = [];
     let maxText = 0;
-    for (const s of candidates) {
-      if (open) {
-        if (!index.isLive(s)) continue;
-        // Without expiring memories the expiry is not read (most candidates are not kept).
-        if (index.expiring > 0 && index.expired(s, o.now)) continue;
-      } else if (!passesAt(index, s, o.filter, o.now)) continue;
-      kept.push(s);
+    for (let i = 0; i < count; i++) {
+      const s = kept[i] as number;
       const text = (scores[s] as number) + (context[s] as number);
       if (text > maxText) maxText = text;
     }
@@ -315,15 +332,16 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
 
     let best: Array<{ slot: number; score: number }>;
     if (o.fusion === 'rrf') {
+      const slots = Array.from(kept.subarray(0, count));
       best = fuseRrf(
-        kept.map((s) => signalValues(sourceAt(index, s), textOf(sc, s, scale), o)),
+        slots.map((s) => signalValues(sourceAt(index, s), textOf(sc, s, scale), o)),
         o.weights,
       )
-        .map((score, i) => ({ slot: kept[i] as number, score }))
+        .map((score, i) => ({ slot: slots[i] as number, score }))
         .sort((a, b) => b.score - a.score || b.slot - a.slot)
         .slice(0, o.k);
     } else {
-      best = weightedBest(index, kept, sc, scale, o);
+      best = weightedBest(index, kept, count, sc, scale, o);
     }
     if (best.length < o.k && !everyone) best = fill(index, best, sc, o);
 
@@ -337,12 +355,13 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
       };
     });
   } finally {
-    for (const s of touched) {
+    for (let i = 0; i < touched; i++) {
+      const s = sc.touched[i] as number;
       scores[s] = 0;
       sc.counts[s] = 0;
       context[s] = 0;
     }
-    for (const s of near) context[s] = 0;
+    for (let i = 0; i < near; i++) context[sc.near[i] as number] = 0;
   }
 }
 
@@ -358,7 +377,8 @@ const BOUND_SLACK = 1e-9;
  */
 function weightedBest(
   index: UserIndex,
-  kept: number[],
+  kept: Int32Array,
+  count: number,
   sc: Scratch,
   scale: number,
   o: RankOptions,
@@ -372,14 +392,18 @@ function weightedBest(
     (o.queryVector !== null ? Math.max(0, w.vector) : 0);
   const top = new TopK(o.k);
   const byText = new TopK(o.k);
-  for (const s of kept) byText.offer(s, textOf(sc, s, scale));
+  for (let i = 0; i < count; i++) {
+    const s = kept[i] as number;
+    byText.offer(s, textOf(sc, s, scale));
+  }
   const seeds = byText.sorted().map((e) => e.slot);
   for (const s of seeds) {
     top.offer(s, weightedScore(index, s, textOf(sc, s, scale), o));
   }
   // The bar moves only when a candidate is offered.
   let bar = top.floor() - others - BOUND_SLACK;
-  for (const s of kept) {
+  for (let i = 0; i < count; i++) {
+    const s = kept[i] as number;
     const text = textOf(sc, s, scale);
     if (w.text * text < bar || seeds.includes(s)) continue;
     top.offer(s, weightedScore(index, s, text, o));
