@@ -32,7 +32,7 @@ const READS = new Set<keyof Store>([
 ]);
 
 /** Methods that pass through untouched: probes, schema, lifecycle. */
-const UNGUARDED = new Set<keyof Store>(['ping', 'migrate', 'close', 'explain', 'dialect']);
+const UNGUARDED = new Set<keyof Store>(['ping', 'migrate', 'close', 'explain', 'dialect', 'stats']);
 
 /** Settings of the store guard. */
 export interface StoreGuardOptions {

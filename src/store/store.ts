@@ -45,6 +45,27 @@ export const PLANNED_QUERIES = [
 /** A query name from {@link PLANNED_QUERIES}. */
 export type PlannedQuery = (typeof PLANNED_QUERIES)[number];
 
+/** The embedded store's write-ahead log and its checkpoints. */
+export interface SqliteStats {
+  dialect: 'sqlite';
+  /** Size of the log file now, and the size past which writes wait for a full checkpoint. */
+  walBytes: number;
+  walMaxBytes: number;
+  /** Writes that waited for the log to be checkpointed, and how long in all (ms). */
+  walWaits: { count: number; ms: number };
+  /** The checkpoint worker's counts; null before the first write or for an in-memory file. */
+  checkpoints: { count: number; frames: number; maxMs: number; failed: boolean } | null;
+}
+
+/** The shared store's connection pool. */
+export interface PostgresStats {
+  dialect: 'postgres';
+  pool: { total: number; idle: number; waiting: number; max: number };
+}
+
+/** What a store reports of its own state (`GET /v1/stats/store`). */
+export type StoreStats = SqliteStats | PostgresStats;
+
 /**
  * The system of record. Each method is one transaction: a write resolves only once it is
  * committed (durably: SQLite's WAL flushed to disk, PostgreSQL commit).
@@ -56,6 +77,8 @@ export interface Store {
   /** Resolves when the store answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** The store's own state, read without a query: log and checkpoints, or the pool. */
+  stats(): StoreStats;
 
   /**
    * Inserts memories (and a `create` history entry for each) in one transaction, together

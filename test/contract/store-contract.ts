@@ -124,6 +124,25 @@ export function storeContract(
       await store.ping();
     });
 
+    it('reports its own state: the log and its checkpoints, or the pool', async () => {
+      await store.insertMemories([row({ userId: freshUser() })]);
+      const stats = store.stats();
+      assert.equal(stats.dialect, store.dialect);
+      if (stats.dialect === 'sqlite') {
+        // The write started the checkpoint worker and went to the log.
+        assert.ok(stats.walBytes > 0, `walBytes ${stats.walBytes}`);
+        assert.equal(stats.walMaxBytes, 256 * 2 ** 20);
+        assert.deepEqual(stats.walWaits, { count: 0, ms: 0 });
+        assert.ok(stats.checkpoints !== null && stats.checkpoints.failed === false);
+      } else {
+        const { total, idle, waiting, max } = stats.pool;
+        assert.ok(
+          total >= 1 && idle <= total && waiting >= 0 && max >= total,
+          JSON.stringify(stats),
+        );
+      }
+    });
+
     it('round-trips every field of a memory', async () => {
       const r = row({
         userId: freshUser(),

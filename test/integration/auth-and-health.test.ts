@@ -93,6 +93,7 @@ describe('health and docs', () => {
       'DELETE /v1/users/{userId}',
       'GET /v1/stats/cache',
       'GET /v1/stats/memory',
+      'GET /v1/stats/store',
       'POST /v1/sessions',
       'POST /v1/sessions/{id}/messages',
       'GET /v1/sessions/{id}',
@@ -138,6 +139,29 @@ describe('health and docs', () => {
     for (const v of Object.values(m)) assert.ok(Number.isInteger(v) && v > 0);
     assert.ok(m.heapUsed <= m.heapTotal && m.heapTotal < m.rss && m.arrayBuffers <= m.external);
     const unauthorized = await t.app.inject({ url: '/v1/stats/memory' });
+    assert.equal(unauthorized.statusCode, 401);
+  });
+
+  it("reports the store's state: the embedded store's log and checkpoints", async () => {
+    await t.call({
+      method: 'POST',
+      url: '/v1/memories',
+      payload: { userId: 'stats-user', content: 'a memory to write the log' },
+    });
+    const res = await t.call({ method: 'GET', url: '/v1/stats/store' });
+    assert.equal(res.statusCode, 200, res.body);
+    const s = res.json() as {
+      dialect: string;
+      walBytes: number;
+      walMaxBytes: number;
+      walWaits: { count: number; ms: number };
+      checkpoints: { count: number; frames: number; maxMs: number; failed: boolean } | null;
+    };
+    assert.equal(s.dialect, 'sqlite');
+    assert.ok(s.walBytes > 0 && s.walMaxBytes === 256 * 2 ** 20, res.body);
+    assert.deepEqual(s.walWaits, { count: 0, ms: 0 });
+    assert.ok(s.checkpoints !== null && s.checkpoints.failed === false, res.body);
+    const unauthorized = await t.app.inject({ url: '/v1/stats/store' });
     assert.equal(unauthorized.statusCode, 401);
   });
 

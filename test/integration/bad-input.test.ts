@@ -374,6 +374,14 @@ const ROUTES: Route[] = [
     writes: false,
     okStatus: 200,
   },
+  {
+    name: 'GET /v1/stats/store',
+    method: 'GET',
+    path: '/v1/stats/store',
+    url: () => '/v1/stats/store',
+    writes: false,
+    okStatus: 200,
+  },
 ];
 
 /** Routes whose requests carry a body that the server parses (every non-GET route). */

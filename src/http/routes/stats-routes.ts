@@ -58,9 +58,34 @@ const MemoryStats = Type.Object({
   arrayBuffers: Counter,
 });
 
+/** The store's own state: the embedded store's log and checkpoints, or the shared one's pool. */
+const StoreStats = Type.Union([
+  Type.Object({
+    dialect: Type.Literal('sqlite'),
+    /** The write-ahead log's file, and the size past which writes wait for a checkpoint. */
+    walBytes: Counter,
+    walMaxBytes: Counter,
+    walWaits: Type.Object({ count: Counter, ms: Type.Number({ minimum: 0 }) }),
+    checkpoints: Type.Union([
+      Type.Object({
+        count: Counter,
+        frames: Counter,
+        maxMs: Type.Number({ minimum: 0 }),
+        failed: Type.Boolean(),
+      }),
+      Type.Null(),
+    ]),
+  }),
+  Type.Object({
+    dialect: Type.Literal('postgres'),
+    pool: Type.Object({ total: Counter, idle: Counter, waiting: Counter, max: Counter }),
+  }),
+]);
+
 /**
  * GET /v1/stats/cache: this instance's cache and search-index counters (the metrics issue
- * exports them too); GET /v1/stats/memory: where its memory is.
+ * exports them too); GET /v1/stats/memory: where its memory is; GET /v1/stats/store: the
+ * store's log and checkpoints (SQLite) or pool (PostgreSQL).
  */
 export function statsRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
   return async (app) => {
@@ -98,6 +123,17 @@ export function statsRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
         const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
         return { rss, heapTotal, heapUsed, external, arrayBuffers };
       },
+    );
+    app.get(
+      '/v1/stats/store',
+      {
+        schema: {
+          tags: ['stats'],
+          summary: "The store's state: write-ahead log and checkpoints (SQLite), pool (PostgreSQL)",
+          response: { 200: StoreStats, ...errorResponses },
+        },
+      },
+      async () => ctx.store.stats(),
     );
   };
 }

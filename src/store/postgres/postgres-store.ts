@@ -39,6 +39,7 @@ import {
   IdempotencyKeyTaken,
   type Mutation,
   type PlannedQuery,
+  type PostgresStats,
   type Store,
   StoreUnavailable,
 } from '../store.ts';
@@ -408,6 +409,19 @@ export class PostgresStore implements Store {
 
   async ping(): Promise<void> {
     await this.#all('SELECT 1', []);
+  }
+
+  stats(): PostgresStats {
+    const pool = this.#pool;
+    return {
+      dialect: 'postgres',
+      pool: {
+        total: pool.totalCount,
+        idle: pool.idleCount,
+        waiting: pool.waitingCount,
+        max: pool.options.max ?? 10,
+      },
+    };
   }
 
   async close(): Promise<void> {

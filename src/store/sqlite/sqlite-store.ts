@@ -42,6 +42,7 @@ import {
   IdempotencyKeyTaken,
   type Mutation,
   type PlannedQuery,
+  type SqliteStats,
   type Store,
   StoreUnavailable,
 } from '../store.ts';
@@ -348,6 +349,27 @@ export class SqliteStore implements Store {
 
   async ping(): Promise<void> {
     this.#read('SELECT 1').get();
+  }
+
+  stats(): SqliteStats {
+    let walBytes = 0;
+    if (this.#file !== ':memory:') {
+      try {
+        walBytes = statSync(`${this.#file}-wal`).size;
+      } catch {
+        // No log file yet (or no longer, after close).
+      }
+    }
+    const c = this.#checkpointer?.stats;
+    return {
+      dialect: 'sqlite',
+      walBytes,
+      walMaxBytes: this.#walMaxBytes,
+      walWaits: { ...this.walWaits },
+      checkpoints: c
+        ? { count: c.checkpoints, frames: c.frames, maxMs: c.maxMs, failed: c.failed }
+        : null,
+    };
   }
 
   async close(): Promise<void> {
