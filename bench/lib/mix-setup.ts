@@ -159,30 +159,6 @@ export interface Saturation {
   runs: MixResult[];
 }
 
-/** One closed-loop mix run (no think time) of `users` users on `sockets` connections. */
-function closedRun(
-  base: string,
-  key: string,
-  data: MixData,
-  users: number,
-  sockets: number,
-  opts: ScenarioOptions,
-  seed: number,
-): Promise<MixResult> {
-  return runMix({
-    base,
-    key,
-    dataset: data.dataset,
-    text: data.text,
-    vus: users,
-    sockets,
-    rate: 0,
-    durationSec: opts.durationSec,
-    warmupSec: opts.warmupSec,
-    seed,
-  });
-}
-
 /** The medians of closed-loop runs. */
 function saturationOf(runs: MixResult[]): Saturation {
   return {
@@ -193,9 +169,10 @@ function saturationOf(runs: MixResult[]): Saturation {
 }
 
 /**
- * Closed-loop mix runs of `users` users on `sockets` connections against `base`, `runs` times,
- * each after its own `warmupSec`. The saturation uses the open loop's users and connections:
- * the same users touch the same share of the data set (indexes, caches) as the open loop does.
+ * Closed-loop mix runs (no think time) of `users` users on `sockets` connections against
+ * `base`, `runs` times (seeds `firstSeed`, `firstSeed + 1`…), each after its own `warmupSec`.
+ * The saturation uses the open loop's users and connections: the same users touch the same
+ * share of the data set (indexes, caches) as the open loop does.
  */
 export async function closedLoop(
   base: string,
@@ -205,10 +182,24 @@ export async function closedLoop(
   sockets: number,
   opts: ScenarioOptions,
   runs = opts.runs,
+  firstSeed = 1,
 ): Promise<Saturation> {
   const results: MixResult[] = [];
   for (let i = 0; i < runs; i++) {
-    results.push(await closedRun(base, key, data, users, sockets, opts, i + 1));
+    results.push(
+      await runMix({
+        base,
+        key,
+        dataset: data.dataset,
+        text: data.text,
+        vus: users,
+        sockets,
+        rate: 0,
+        durationSec: opts.durationSec,
+        warmupSec: opts.warmupSec,
+        seed: firstSeed + i,
+      }),
+    );
   }
   return saturationOf(results);
 }
@@ -247,27 +238,20 @@ export async function saturations(
   sockets: number,
   opts: ScenarioOptions,
 ): Promise<Saturations> {
-  const engram = [await closedRun(server.base, server.key, data, users, sockets, opts, 1)];
+  // One run of `users` on `sockets` against `base`: the turn's seed, so both sides see the
+  // same users.
+  const once = async (base: string, key: string, o: ScenarioOptions, seed: number) =>
+    (await closedLoop(base, key, data, users, sockets, o, 1, seed)).runs[0] as MixResult;
+  const engram = [await once(server.base, server.key, opts, 1)];
   const bytes = Math.round(engram[0]?.meanBytes ?? 0);
   const bare = await Promise.all(CEILING_KINDS.map((kind) => startCeiling({ '*': bytes }, kind)));
   const runs: Record<CeilingKind, MixResult[]> = { 'node:http': [], fastify: [] };
   try {
     for (let i = 0; i < opts.runs; i++) {
-      if (i > 0)
-        engram.push(await closedRun(server.base, server.key, data, users, sockets, opts, i + 1));
+      if (i > 0) engram.push(await once(server.base, server.key, opts, i + 1));
       for (const [k, kind] of CEILING_KINDS.entries()) {
         const ceiling = bare[k] as (typeof bare)[number];
-        runs[kind].push(
-          await closedRun(
-            ceiling.base,
-            'ceiling',
-            data,
-            users,
-            sockets,
-            ceilingWarmup(opts),
-            i + 1,
-          ),
-        );
+        runs[kind].push(await once(ceiling.base, 'ceiling', ceilingWarmup(opts), i + 1));
       }
     }
   } finally {
