@@ -117,13 +117,15 @@ describe('WalCheckpointer', () => {
       );
       await store.insertMemories(rows);
       largest = Math.max(largest, statSync(`${file}-wal`).size);
+      assert.equal(store.stats().walBytes, statSync(`${file}-wal`).size);
       // The store looks at the log's size at most every 50 ms.
       await sleep(60);
     }
     // Unbounded, the log would hold all 2,000 memories (≈ 8 MB); bounded, it is cut back
     // each time it passes the bound, so it never holds much more than one batch beyond it.
     assert.ok(largest < bound * 2.5, `the log reached ${largest} B`);
-    assert.ok(store.walWaits.count > 0, 'writes waited for the log to be checkpointed');
+    const { walWaits } = store.stats();
+    assert.ok(walWaits.count > 0, 'writes waited for the log to be checkpointed');
     const listed = await store.listMemories('acme', { userId: 'alice', limit: 1, now: Date.now() });
     assert.equal(listed.length, 1);
     await store.close();

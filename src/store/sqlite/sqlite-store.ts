@@ -171,8 +171,8 @@ export class SqliteStore implements Store {
   readonly #checkpointIntervalMs: number;
   /** When the log's size was last looked at (performance.now()). */
   #walLookedAt = Number.NEGATIVE_INFINITY;
-  /** Writes that waited for the log to be checkpointed, and how long in all. */
-  readonly walWaits = { count: 0, ms: 0 };
+  /** Writes that waited for the log to be checkpointed, and how long in all ({@link stats}). */
+  readonly #walWaits = { count: 0, ms: 0 };
 
   /**
    * @param options.onCheckpointFailure told when the checkpoint worker fails (the writer then
@@ -265,10 +265,16 @@ export class SqliteStore implements Store {
     const now = performance.now();
     if (now - this.#walLookedAt < WAL_LOOK_MS) return false;
     this.#walLookedAt = now;
+    return this.#walBytes() > this.#walMaxBytes;
+  }
+
+  /** The log file's size now; 0 without one (none yet, or an in-memory database). */
+  #walBytes(): number {
+    if (this.#file === ':memory:') return 0;
     try {
-      return statSync(`${this.#file}-wal`).size > this.#walMaxBytes;
+      return statSync(`${this.#file}-wal`).size;
     } catch {
-      return false; // no log yet
+      return 0;
     }
   }
 
@@ -283,8 +289,8 @@ export class SqliteStore implements Store {
     for (let i = 0; i < 5; i++) {
       if (!this.#checkpointer || (await this.#checkpointer.catchUp())) break;
     }
-    this.walWaits.count++;
-    this.walWaits.ms += performance.now() - started;
+    this.#walWaits.count++;
+    this.#walWaits.ms += performance.now() - started;
   }
 
   /**
@@ -352,20 +358,12 @@ export class SqliteStore implements Store {
   }
 
   stats(): SqliteStats {
-    let walBytes = 0;
-    if (this.#file !== ':memory:') {
-      try {
-        walBytes = statSync(`${this.#file}-wal`).size;
-      } catch {
-        // No log file yet (or no longer, after close).
-      }
-    }
     const c = this.#checkpointer?.stats;
     return {
       dialect: 'sqlite',
-      walBytes,
+      walBytes: this.#walBytes(),
       walMaxBytes: this.#walMaxBytes,
-      walWaits: { ...this.walWaits },
+      walWaits: { ...this.#walWaits },
       checkpoints: c
         ? { count: c.checkpoints, frames: c.frames, maxMs: c.maxMs, failed: c.failed }
         : null,
