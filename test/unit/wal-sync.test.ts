@@ -85,3 +85,71 @@ describe('GroupCommit answers once the commit is durable', () => {
     );
   });
 });
+
+describe('GroupCommit cuts a transaction at its time budget', () => {
+  /** Runs units while `more()` allows, as the SQLite store does; records each transaction. */
+  const recording =
+    (transactions: number[][]) => (works: Array<() => unknown>, more: () => boolean) => {
+      const outcomes: Outcome[] = [];
+      for (const work of works) {
+        if (outcomes.length > 0 && !more()) break;
+        outcomes.push({ ok: true, value: work() });
+      }
+      transactions.push(outcomes.map((o) => (o.ok ? (o.value as number) : -1)));
+      return outcomes;
+    };
+
+  it('leaves the units past the budget for the next transaction, in their order, a turn later', async () => {
+    let clock = 0;
+    const transactions: number[][] = [];
+    const turns: string[] = [];
+    const group = new GroupCommit(
+      recording(transactions),
+      async (flush) => {
+        turns.push('flush');
+        flush();
+      },
+      async () => undefined,
+      { budgetMs: 4, now: () => clock },
+    );
+    // Each unit takes 3 ms of the (fake) clock: two fit in a 4 ms budget, not three.
+    const units = [1, 2, 3, 4, 5].map((n) =>
+      group.add(() => {
+        clock += 3;
+        return n;
+      }),
+    );
+    // A callback queued before the first flush runs; between two flushes, the loop turns.
+    setImmediate(() => turns.push('between'));
+    assert.deepEqual(await Promise.all(units), [1, 2, 3, 4, 5]);
+    assert.deepEqual(transactions, [[1, 2], [3, 4], [5]]);
+    assert.deepEqual(turns.slice(0, 3), ['flush', 'between', 'flush']);
+  });
+
+  it('commits every unit in one transaction when they fit in the budget', async () => {
+    const transactions: number[][] = [];
+    const group = new GroupCommit(
+      recording(transactions),
+      async (flush) => flush(),
+      async () => undefined,
+      {
+        budgetMs: 4,
+        now: () => 0,
+      },
+    );
+    assert.deepEqual(await Promise.all([1, 2, 3].map((n) => group.add(() => n))), [1, 2, 3]);
+    assert.deepEqual(transactions, [[1, 2, 3]]);
+  });
+
+  it('still settles a unit when the commit ran none', async () => {
+    const group = new GroupCommit(
+      () => [],
+      async (flush) => flush(),
+      async () => undefined,
+    );
+    await assert.rejects(
+      group.add(() => 1),
+      /no outcome/,
+    );
+  });
+});

@@ -470,17 +470,20 @@ export class SqliteStore implements Store {
    * failing rolls back alone.
    */
   readonly #grouped = new GroupCommit(
-    (works) =>
+    (works, more) =>
       this.#db
-        .transaction(() =>
-          works.map((work): Outcome => {
+        .transaction(() => {
+          const outcomes: Outcome[] = [];
+          for (const work of works) {
+            if (outcomes.length > 0 && !more()) break;
             try {
-              return { ok: true, value: this.#db.transaction(work)() };
+              outcomes.push({ ok: true, value: this.#db.transaction(work)() });
             } catch (error) {
-              return { ok: false, error };
+              outcomes.push({ ok: false, error });
             }
-          }),
-        )
+          }
+          return outcomes;
+        })
         .immediate(),
     (flush) => this.#write(flush),
     () => this.#durable(),
