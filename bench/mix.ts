@@ -8,6 +8,7 @@
  */
 import { join } from 'node:path';
 import { startCeiling } from './lib/ceiling.ts';
+import { type DiskWaits, withDiskWaits } from './lib/disk-waits.ts';
 import { median } from './lib/load.ts';
 import {
   ceilingWarmup,
@@ -46,7 +47,13 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   const server = await startMixServer(data);
   let measured: Saturations;
   const sweep: Array<{ users: number; engram: number; fastify?: number; nodeHttp?: number }> = [];
-  const open: Array<{ share: number; rate: number; runs: MixResult[] }> = [];
+  const open: Array<{
+    share: number;
+    rate: number;
+    runs: MixResult[];
+    /** The log's flushes during each run (null: the store does not report them). */
+    disks: Array<DiskWaits | null>;
+  }> = [];
   try {
     process.stderr.write(`mix: saturation (closed loop, ${mix.vus} users, with the ceilings)…\n`);
     measured = await saturations(server, data, mix.vus, mix.sockets, o);
@@ -60,20 +67,23 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     for (const share of LOADS) {
       const rate = measured.saturation.rate * share;
       const runs: MixResult[] = [];
+      const disks: Array<DiskWaits | null> = [];
       for (let i = 0; i < opts.runs; i++) {
-        runs.push(
-          await openMix(server.base, server.key, data, mix, rate, {
+        const { result, disk } = await withDiskWaits(server.base, server.key, () =>
+          openMix(server.base, server.key, data, mix, rate, {
             durationSec: opts.durationSec,
             warmupSec,
             seed: 100 + i,
           }),
         );
+        runs.push(result);
+        disks.push(disk);
       }
       const m = medianRun(runs);
       process.stderr.write(
         `mix: ${share * 100}% (${fmt(rate)} req/s offered): reads p99 ${ms(m.reads.p99)} ms, writes p99 ${ms(m.writes.p99)} ms, errors ${m.errors}, non-2xx ${m.non2xx}\n`,
       );
-      open.push({ share, rate, runs });
+      open.push({ share, rate, runs, disks });
     }
   } finally {
     await server.stop();
@@ -142,8 +152,9 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     ];
   };
 
-  const openRows = open.map(({ share, rate, runs }, i) => {
+  const openRows = open.map(({ share, rate, runs, disks }, i) => {
     const m = medianRun(runs);
+    const disk = disks[runs.indexOf(m)] ?? null;
     const errors = runs.reduce((n, r) => n + r.errors, 0);
     const non2xx = runs.reduce((n, r) => n + r.non2xx, 0);
     const met =
@@ -162,6 +173,9 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       ms(m.writes.p99),
       ms(m.all.p999),
       ms(floors[i]?.all.p99 ?? Number.NaN),
+      disk
+        ? `${(disk.busy * 100).toFixed(0)}% (${fmt(disk.perSec)}/s × ${ms(disk.meanMs)} ms)`
+        : '—',
       String(errors),
       String(non2xx),
       share === 0.5 ? (met ? 'yes' : '**no**') : '—',
@@ -271,6 +285,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
           'writes p99 ms',
           'all p99.9 ms',
           'bare Fastify p99 ms',
+          'log flushing',
           'errors',
           'non-2xx',
           'target met',
@@ -279,6 +294,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         notes: [
           `Reads: search and read; writes: session start (it commits the session), append and end. Latency runs from each request's due time on its user's schedule (think times exponential, drawn so that the users together offer the target rate; idle pauses ≤ half of a user's time), so a stall counts for every request due during it. Medians of ${opts.runs} runs of ${opts.durationSec} s (the run with the median p99), after ${warmupSec} s unrecorded each; errors and non-2xx summed over the runs.`,
           "Bare Fastify p99: the same open loop (users, rate, connections) against the bare Fastify ceiling, one run: the generator's own floor on this machine (it shares the cores with the server).",
+          'Log flushing: the share of the run (its warm-up included) in which the write-ahead log was being flushed to disk (`fdatasync`, one at a time; every write is acknowledged after one that began after its commit), with the flushes per second and their mean, from `GET /v1/stats/store` before and after the run. Near 100%, writes queue for the disk.',
           `Target at 50%: reads p99 ≤ ${TARGET_READ_P99_MS} ms, writes p99 ≤ ${TARGET_WRITE_P99_MS} ms, no error.`,
           `At 50%, where answers came from (Server-Timing): ${sources}.`,
         ],

@@ -55,6 +55,7 @@ const ALL = [
   'test/unit/open-loop.test.ts',
   'test/unit/bench-dataset.test.ts',
   'test/unit/virtual-users.test.ts',
+  'test/unit/bench-disk-waits.test.ts',
   'test/unit/plot.test.ts',
 ];
 

@@ -53,6 +53,12 @@ export interface SqliteStats {
   walMaxBytes: number;
   /** Writes that waited for the log to be checkpointed, and how long in all (ms). */
   walWaits: { count: number; ms: number };
+  /**
+   * The log's flushes to disk (`fdatasync`, one at a time, each write acknowledged after one):
+   * how many, their time in all and the longest (ms). Over a period, `ms` over its length is the
+   * share of it the disk kept acknowledgements waiting.
+   */
+  walFlushes: { count: number; ms: number; maxMs: number };
   /** The checkpoint worker's counts; null before the first write or for an in-memory file. */
   checkpoints: { count: number; frames: number; maxMs: number; failed: boolean } | null;
 }

@@ -133,6 +133,9 @@ export function storeContract(
         assert.ok(stats.walBytes > 0, `walBytes ${stats.walBytes}`);
         assert.equal(stats.walMaxBytes, 256 * 2 ** 20);
         assert.deepEqual(stats.walWaits, { count: 0, ms: 0 });
+        // The write was acknowledged after a flush of the log (none for an in-memory file).
+        const { count, ms, maxMs } = stats.walFlushes;
+        assert.ok(count >= 1 && ms > 0 && maxMs > 0 && maxMs <= ms, JSON.stringify(stats));
         assert.ok(stats.checkpoints !== null && stats.checkpoints.failed === false);
       } else {
         const { total, idle, waiting, max } = stats.pool;

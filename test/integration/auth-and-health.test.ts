@@ -155,11 +155,13 @@ describe('health and docs', () => {
       walBytes: number;
       walMaxBytes: number;
       walWaits: { count: number; ms: number };
+      walFlushes: { count: number; ms: number; maxMs: number };
       checkpoints: { count: number; frames: number; maxMs: number; failed: boolean } | null;
     };
     assert.equal(s.dialect, 'sqlite');
     assert.ok(s.walBytes > 0 && s.walMaxBytes === 256 * 2 ** 20, res.body);
     assert.deepEqual(s.walWaits, { count: 0, ms: 0 });
+    assert.ok(s.walFlushes.count >= 1 && s.walFlushes.maxMs <= s.walFlushes.ms, res.body);
     assert.ok(s.checkpoints !== null && s.checkpoints.failed === false, res.body);
     const unauthorized = await t.app.inject({ url: '/v1/stats/store' });
     assert.equal(unauthorized.statusCode, 401);

@@ -32,6 +32,10 @@ describe('WalSync', () => {
     const fourth = wal.sync();
     assert.notEqual(fourth, third);
     await fourth;
+    // Three flushes ran: the first, the one the second and third shared, the fourth.
+    const { count, ms, maxMs } = wal.flushes;
+    assert.equal(count, 3);
+    assert.ok(ms > 0 && maxMs > 0 && maxMs <= ms, JSON.stringify(wal.flushes));
     await wal.close();
   });
 
@@ -39,8 +43,10 @@ describe('WalSync', () => {
     const file = join(dir, 'b-wal');
     const wal = new WalSync(file);
     await assert.rejects(wal.sync(), { code: 'ENOENT' });
+    assert.equal(wal.flushes.count, 0, 'a failed flush is not counted');
     writeFileSync(file, 'frames');
     await wal.sync();
+    assert.equal(wal.flushes.count, 1);
     await wal.close();
   });
 });

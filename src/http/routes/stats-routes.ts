@@ -66,6 +66,12 @@ const StoreStats = Type.Union([
     walBytes: Counter,
     walMaxBytes: Counter,
     walWaits: Type.Object({ count: Counter, ms: Type.Number({ minimum: 0 }) }),
+    /** The log's flushes to disk: how many, their time in all and the longest (ms). */
+    walFlushes: Type.Object({
+      count: Counter,
+      ms: Type.Number({ minimum: 0 }),
+      maxMs: Type.Number({ minimum: 0 }),
+    }),
     checkpoints: Type.Union([
       Type.Object({
         count: Counter,

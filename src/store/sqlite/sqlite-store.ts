@@ -364,6 +364,7 @@ export class SqliteStore implements Store {
       walBytes: this.#walBytes(),
       walMaxBytes: this.#walMaxBytes,
       walWaits: { ...this.#walWaits },
+      walFlushes: this.#wal.flushes,
       checkpoints: c
         ? { count: c.checkpoints, frames: c.frames, maxMs: c.maxMs, failed: c.failed }
         : null,

@@ -1,5 +1,12 @@
 import { type FileHandle, open } from 'node:fs/promises';
 
+/** The log's flushes to disk so far: how many, their time in all and the longest (ms). */
+export interface WalFlushes {
+  count: number;
+  ms: number;
+  maxMs: number;
+}
+
 /**
  * Makes SQLite's commits durable off the event loop. The store runs WAL with
  * `synchronous=NORMAL`: a commit writes its frames to the WAL file without waiting for the disk
@@ -16,6 +23,7 @@ export class WalSync {
   #handle: Promise<FileHandle> | null = null;
   #running: Promise<void> | null = null;
   #queued: Promise<void> | null = null;
+  readonly #flushes: WalFlushes = { count: 0, ms: 0, maxMs: 0 };
 
   /** @param path the WAL file (`<database>-wal`); null for an in-memory database. */
   constructor(path: string | null) {
@@ -48,12 +56,25 @@ export class WalSync {
     // the same file (it rewinds it after a checkpoint) until its last connection closes.
     this.#handle ??= open(this.#path as string, 'r');
     try {
-      await (await this.#handle).datasync();
+      const handle = await this.#handle;
+      const started = performance.now();
+      await handle.datasync();
+      // Flushes run one at a time: their time in all over a period is the share of it in which
+      // acknowledgements waited for the disk.
+      const ms = performance.now() - started;
+      this.#flushes.count++;
+      this.#flushes.ms += ms;
+      if (ms > this.#flushes.maxMs) this.#flushes.maxMs = ms;
     } catch (err) {
       // Reopened next time (a failed open is not cached).
       this.#handle = null;
       throw err;
     }
+  }
+
+  /** The flushes that completed so far (failed ones are not counted). */
+  get flushes(): WalFlushes {
+    return { ...this.#flushes };
   }
 
   /** Waits for the flushes in progress, then closes the file. */
