@@ -471,20 +471,17 @@ export class SqliteStore implements Store {
    * failing rolls back alone.
    */
   readonly #grouped = new GroupCommit(
-    (works, more) =>
+    (works) =>
       this.#db
-        .transaction(() => {
-          const outcomes: Outcome[] = [];
-          for (const work of works) {
-            if (outcomes.length > 0 && !more()) break;
+        .transaction(() =>
+          works.map((work): Outcome => {
             try {
-              outcomes.push({ ok: true, value: this.#db.transaction(work)() });
+              return { ok: true, value: this.#db.transaction(work)() };
             } catch (error) {
-              outcomes.push({ ok: false, error });
+              return { ok: false, error };
             }
-          }
-          return outcomes;
-        })
+          }),
+        )
         .immediate(),
     (flush) => this.#write(flush),
     () => this.#durable(),
