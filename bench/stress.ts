@@ -191,6 +191,9 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     sections: [
       {
         heading: 'Steps',
+        // Each step is named by its offered rate, which follows the run's own saturation; the
+        // breaking point's ratios stand for the ramp in bench:compare.
+        compare: false,
         columns: [
           'offered req/s',
           'achieved req/s',

@@ -150,7 +150,8 @@ function isTable(value: unknown): value is Table {
  * The comparable figures of a result JSON (`writeResults`' shape: `scenario`, `table`,
  * `sections`): ratio columns (`of node:http`, `of fastify`, `of cached read`: higher is better;
  * `p50 / plain`: lower is better) and, in tables without any ratio column, the p50 latency
- * columns (lower is better). Rows of a ceiling are left out.
+ * columns (lower is better). Rows of a ceiling are left out, and so are sections marked
+ * `compare: false` (rows named by a measured value).
  */
 export function extractFigures(result: unknown): Figure[] {
   if (typeof result !== 'object' || result === null) return [];
@@ -161,6 +162,7 @@ export function extractFigures(result: unknown): Figure[] {
   if (Array.isArray(sections)) {
     for (const section of sections) {
       if (!isTable(section)) continue;
+      if ((section as { compare?: unknown }).compare === false) continue;
       const heading = (section as { heading?: unknown }).heading;
       tables.push({ ...section, heading: typeof heading === 'string' ? heading : undefined });
     }

@@ -24,6 +24,11 @@ export interface ReportSection {
   rows: string[][];
   /** Lines printed under this table. */
   notes?: string[];
+  /**
+   * False when `bench:compare` should skip this table: its rows are named by a measured value
+   * (the stress ramp's steps, by their offered rate), so no row matches between two runs.
+   */
+  compare?: false;
 }
 
 /** What a scenario hands back: a table for people and raw data for files. */

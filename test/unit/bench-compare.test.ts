@@ -69,6 +69,15 @@ const synthetic = {
       columns: ['req/s', 'of cached read'],
       rows: [['790', '0.046']],
     },
+    {
+      heading: 'Steps',
+      compare: false,
+      columns: ['offered req/s', 'p50 ms'],
+      rows: [
+        ['542', '3.1'],
+        ['631', '4.2'],
+      ],
+    },
   ],
 };
 
