@@ -3,13 +3,10 @@
  * read before and after it: the write-ahead log's flushes (SQLite), which run one at a time and
  * gate every acknowledgement.
  */
+import type { SqliteStats } from '../../src/store/store.ts';
 
 /** The log's flushes as `GET /v1/stats/store` reports them. */
-interface Flushes {
-  count: number;
-  ms: number;
-  maxMs: number;
-}
+type Flushes = SqliteStats['walFlushes'];
 
 /** What the log's flushes did over a run. */
 export interface DiskWaits {
@@ -30,7 +27,7 @@ export async function logFlushes(base: string, key: string): Promise<Flushes | n
     signal: AbortSignal.timeout(5_000),
   });
   if (!res.ok) throw new Error(`GET /v1/stats/store: ${res.status} ${await res.text()}`);
-  const body = (await res.json()) as { walFlushes?: Flushes };
+  const body = (await res.json()) as Partial<SqliteStats>;
   return body.walFlushes ?? null;
 }
 

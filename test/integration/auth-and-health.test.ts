@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ensureBootstrapKey } from '../../src/auth/bootstrap-key.ts';
+import type { SqliteStats } from '../../src/store/store.ts';
 import { type TestApp, testApp } from '../helpers/app.ts';
 
 describe('API keys', () => {
@@ -150,14 +151,7 @@ describe('health and docs', () => {
     });
     const res = await t.call({ method: 'GET', url: '/v1/stats/store' });
     assert.equal(res.statusCode, 200, res.body);
-    const s = res.json() as {
-      dialect: string;
-      walBytes: number;
-      walMaxBytes: number;
-      walWaits: { count: number; ms: number };
-      walFlushes: { count: number; ms: number; maxMs: number };
-      checkpoints: { count: number; frames: number; maxMs: number; failed: boolean } | null;
-    };
+    const s = res.json() as SqliteStats;
     assert.equal(s.dialect, 'sqlite');
     assert.ok(s.walBytes > 0 && s.walMaxBytes === 256 * 2 ** 20, res.body);
     assert.deepEqual(s.walWaits, { count: 0, ms: 0 });

@@ -1,11 +1,8 @@
 import { type FileHandle, open } from 'node:fs/promises';
+import type { SqliteStats } from '../store.ts';
 
 /** The log's flushes to disk so far: how many, their time in all and the longest (ms). */
-export interface WalFlushes {
-  count: number;
-  ms: number;
-  maxMs: number;
-}
+type WalFlushes = SqliteStats['walFlushes'];
 
 /**
  * Makes SQLite's commits durable off the event loop. The store runs WAL with
