@@ -30,6 +30,11 @@ export const EnvSchema = Type.Object({
     minimum: 1_048_576,
     maximum: 2 ** 40,
   }),
+  /**
+   * Whether SQLite's writer connection runs on a thread of its own (false: on the event loop
+   * that answers requests, as before the writer thread). @default true
+   */
+  ENGRAM_SQLITE_WRITER_THREAD: Type.Boolean({ default: true }),
   /** Upper bound of PostgreSQL pool clients (small pools beat big ones). @default 8 */
   ENGRAM_PG_POOL_MAX: Type.Integer({ default: 8, minimum: 1, maximum: 200 }),
   /** Time to wait for a PostgreSQL connection before failing. @default 2000 */
@@ -162,7 +167,13 @@ export interface Config {
   port: number;
   dataDir: string;
   store:
-    | { kind: 'sqlite'; file: string; cacheKiB: number; walMaxBytes: number }
+    | {
+        kind: 'sqlite';
+        file: string;
+        cacheKiB: number;
+        walMaxBytes: number;
+        writerThread: boolean;
+      }
     | {
         kind: 'postgres';
         url: string;
@@ -266,6 +277,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           file: resolve(dataDir, 'engram.db'),
           cacheKiB: env.ENGRAM_SQLITE_CACHE_KIB,
           walMaxBytes: env.ENGRAM_SQLITE_WAL_MAX_BYTES,
+          writerThread: env.ENGRAM_SQLITE_WRITER_THREAD,
         },
     logLevel: env.ENGRAM_LOG_LEVEL,
     bodyLimitBytes: env.ENGRAM_BODY_LIMIT_BYTES,

@@ -10,8 +10,11 @@ export function openStore(config: Config['store'], logger: Logger): Store {
     return new SqliteStore(config.file, {
       cacheKiB: config.cacheKiB,
       walMaxBytes: config.walMaxBytes,
+      writerThread: config.writerThread,
       onCheckpointFailure: (err) =>
-        logger.error({ err }, 'SQLite checkpoint worker failed: checkpoints run on the event loop'),
+        logger.error({ err }, 'SQLite checkpoint worker failed: the writer checkpoints by itself'),
+      onWriterFailure: (err) =>
+        logger.error({ err }, 'SQLite writer thread stopped: started again at the next write'),
     });
   }
   return new PostgresStore({

@@ -18,6 +18,16 @@ export interface Mutation {
   op: HistoryOp;
 }
 
+/** How a session ends ({@link Store.endSession}). */
+export interface SessionEnd {
+  state: 'ended' | 'expired';
+  endedAt: number;
+  /** The summary memory to insert and link, if any. */
+  summary: MemoryRow | null;
+  /** The session's message count the summary was made from. */
+  expectedMessages: number;
+}
+
 /** Names of the queries whose plans the index test reads. */
 export const PLANNED_QUERIES = [
   'getMemory',
@@ -175,17 +185,7 @@ export interface Store {
    * ({@link appendSessionMessages}) — it returns null and writes nothing; the caller may read
    * the session and its messages again and retry.
    */
-  endSession(
-    tenant: string,
-    id: string,
-    end: {
-      state: 'ended' | 'expired';
-      endedAt: number;
-      summary: MemoryRow | null;
-      /** The session's message count the summary was made from. */
-      expectedMessages: number;
-    },
-  ): Promise<SessionRow | null>;
+  endSession(tenant: string, id: string, end: SessionEnd): Promise<SessionRow | null>;
   /** Active sessions whose expiry is at or before `now` (any tenant), soonest first. */
   dueSessions(now: number, limit: number): Promise<Array<{ tenant: string; id: string }>>;
   /** The earliest expiry of any active session, or null when none is active. */

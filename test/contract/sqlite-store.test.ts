@@ -3,8 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { WriterThread } from '../../src/store/sqlite/writer-thread.ts';
+import { isStoreUnavailable, StoreUnavailable } from '../../src/store/store.ts';
+import { memoryRow } from '../helpers/rows.ts';
 import { openSqlite } from '../helpers/stores.ts';
 import { storeContract } from './store-contract.ts';
 
@@ -18,8 +22,8 @@ describe('sqlite page cache', () => {
     try {
       await sized.migrate();
       await plain.migrate();
-      assert.deepEqual(sized.cacheSizesKiB(), { writer: 1024, reader: 1024 });
-      assert.deepEqual(plain.cacheSizesKiB(), { writer: 16_000, reader: 16_000 });
+      assert.deepEqual(await sized.cacheSizesKiB(), { writer: 1024, reader: 1024 });
+      assert.deepEqual(await plain.cacheSizesKiB(), { writer: 16_000, reader: 16_000 });
     } finally {
       await sized.close();
       await plain.close();
@@ -52,5 +56,104 @@ describe('sqlite query plans', () => {
     } finally {
       await dispose();
     }
+  });
+});
+
+storeContract('sqlite, writer on the event loop', () => openSqlite({ writerThread: false }));
+
+describe('sqlite writer thread', () => {
+  const rowsIn = (file: string): number => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM memories').get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  };
+
+  it("carries SQLite's result codes and the store's own errors back to the caller", async () => {
+    const { store, dispose } = await openSqlite();
+    try {
+      const row = memoryRow();
+      await store.insertMemories([row]);
+      await assert.rejects(store.insertMemories([row]), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SQLITE_CONSTRAINT_PRIMARYKEY');
+        assert.equal(isStoreUnavailable(err), false);
+        return true;
+      });
+    } finally {
+      await dispose();
+    }
+  });
+
+  it('a thread that dies fails the calls it had not answered, is reported, and is started again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'engram-writer-'));
+    const file = join(dir, 'engram.db');
+    const failures: unknown[] = [];
+    const thread = new WriterThread(file, {
+      onFailure: (err) => failures.push(err),
+      restartAfterMs: 0,
+    });
+    try {
+      await thread.call('migrate');
+      const acked = Array.from({ length: 50 }, () => memoryRow());
+      await thread.call('insertMemories', acked);
+      const big = Array.from({ length: 20_000 }, (_, i) =>
+        memoryRow({ content: `memory ${i} ${'lorem ipsum '.repeat(20)}` }),
+      );
+      const inFlight = thread.call('insertMemories', big);
+      await thread.terminate();
+      await assert.rejects(inFlight, StoreUnavailable);
+      assert.equal(failures.length, 1);
+      assert.ok(failures[0] instanceof StoreUnavailable);
+      // Nothing of the batch was committed (one transaction); what was acknowledged is there.
+      assert.equal(rowsIn(file), 50);
+      // The next call starts a new thread.
+      await thread.call('insertMemories', [memoryRow()]);
+      assert.equal(rowsIn(file), 51);
+      assert.ok(thread.stats().walFlushes.count >= 1);
+      assert.equal(failures.length, 1);
+    } finally {
+      await thread.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not start a thread again that died young (no crash loop): its calls fail fast', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'engram-writer-'));
+    const thread = new WriterThread(join(dir, 'engram.db'), { restartAfterMs: 60_000 });
+    try {
+      await thread.call('migrate');
+      await thread.terminate();
+      await assert.rejects(thread.call('insertMemories', [memoryRow()]), StoreUnavailable);
+    } finally {
+      await thread.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('close lets the calls in progress finish first', async () => {
+    const { store, file, dispose } = await openSqlite();
+    const rows = Array.from({ length: 2_000 }, () => memoryRow());
+    // A batch (its own transaction) and small writes (a group commit's).
+    const writing = [
+      store.insertMemories(rows),
+      ...Array.from({ length: 5 }, () => store.insertMemories([memoryRow()])),
+    ];
+    await store.close();
+    await Promise.all(writing);
+    assert.equal(rowsIn(file), 2_005);
+    await dispose();
+  });
+
+  it('is off with ENGRAM_SQLITE_WRITER_THREAD=false, on by default', () => {
+    const on = loadConfig({});
+    assert.equal(on.store.kind === 'sqlite' && on.store.writerThread, true);
+    const off = loadConfig({ ENGRAM_SQLITE_WRITER_THREAD: 'false' });
+    assert.equal(off.store.kind === 'sqlite' && off.store.writerThread, false);
+    assert.throws(
+      () => loadConfig({ ENGRAM_SQLITE_WRITER_THREAD: 'maybe' }),
+      /ENGRAM_SQLITE_WRITER_THREAD/,
+    );
   });
 });

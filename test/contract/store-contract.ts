@@ -299,6 +299,38 @@ export function storeContract(
       assert.equal(history[1]?.at, T0 + 9);
     });
 
+    it('applies concurrent edits of one memory one after the other: none is lost', async () => {
+      const r = row({ userId: freshUser() });
+      await store.insertMemories([r]);
+      // Each edit adds its tag to the tags it read: an edit made from a stale read would drop
+      // another's tag (PostgreSQL: the row lock; SQLite: a compare-and-set on the version).
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          store.mutateMemory('acme', r.id, (cur) => ({
+            op: 'update',
+            row: { ...cur, tags: [...cur.tags, `t${i}`], version: cur.version + 1 },
+          })),
+        ),
+      );
+      const final = await store.getMemory('acme', r.id);
+      assert.deepEqual([...(final?.tags ?? [])].sort(), [
+        't0',
+        't1',
+        't2',
+        't3',
+        't4',
+        't5',
+        't6',
+        't7',
+      ]);
+      assert.equal(final?.version, 9);
+      const history = await store.listHistory('acme', r.id);
+      assert.deepEqual(
+        history.map((h) => h.version),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+      );
+    });
+
     it('rolls a mutation back when the callback throws, and returns null when absent', async () => {
       const r = row({ userId: freshUser() });
       await store.insertMemories([r]);

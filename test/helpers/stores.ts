@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { pgSchema } from './services.ts';
 
@@ -12,11 +12,13 @@ export interface TestStore {
   dispose: () => Promise<void>;
 }
 
-/** A migrated SQLite store in a fresh temporary directory. */
-export async function openSqlite(): Promise<TestStore & { file: string; dir: string }> {
+/** A migrated SQLite store in a fresh temporary directory (default options: a writer thread). */
+export async function openSqlite(
+  options: SqliteStoreOptions = {},
+): Promise<TestStore & { file: string; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'engram-test-'));
   const file = join(dir, 'engram.db');
-  const store = new SqliteStore(file);
+  const store = new SqliteStore(file, options);
   await store.migrate();
   return {
     store,

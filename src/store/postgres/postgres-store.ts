@@ -40,6 +40,7 @@ import {
   type Mutation,
   type PlannedQuery,
   type PostgresStats,
+  type SessionEnd,
   type Store,
   StoreUnavailable,
 } from '../store.ts';
@@ -661,16 +662,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  async endSession(
-    tenant: string,
-    id: string,
-    end: {
-      state: 'ended' | 'expired';
-      endedAt: number;
-      summary: MemoryRow | null;
-      expectedMessages: number;
-    },
-  ): Promise<SessionRow | null> {
+  async endSession(tenant: string, id: string, end: SessionEnd): Promise<SessionRow | null> {
     // One statement, the summary inserted only when this end won the compare-and-set: the
     // loser changes nothing.
     const values = [

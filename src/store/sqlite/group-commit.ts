@@ -56,6 +56,11 @@ export class GroupCommit {
     });
   }
 
+  /** Units queued and not yet taken into a transaction. */
+  get queued(): number {
+    return this.#pending.length;
+  }
+
   #flush(): void {
     const batch = this.#pending.splice(0, this.#maxOps);
     this.#scheduled = false;
