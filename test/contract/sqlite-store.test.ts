@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config.ts';
+import type { MemoryRow } from '../../src/memory/memory-types.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { WriterThread } from '../../src/store/sqlite/writer-thread.ts';
 import { isStoreUnavailable, StoreUnavailable } from '../../src/store/store.ts';
@@ -129,6 +130,19 @@ describe('sqlite writer thread', () => {
     } finally {
       await thread.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails a call whose values cannot cross to the thread, and goes on', async () => {
+    const { store, dispose } = await openSqlite();
+    try {
+      const bad = { ...memoryRow(), metadata: { f: () => 1 } } as unknown as MemoryRow;
+      await assert.rejects(store.insertMemories([bad]), { name: 'DataCloneError' });
+      const good = memoryRow();
+      await store.insertMemories([good]);
+      assert.equal((await store.getMemory('acme', good.id))?.id, good.id);
+    } finally {
+      await dispose();
     }
   });
 

@@ -103,6 +103,9 @@ export class WriterThread implements WriteChannel {
     });
     worker.once('exit', (code) => {
       if (this.#worker === worker) this.#worker = null;
+      // Calls not yet posted are failed below with the others (a new thread must not get them
+      // after their callers heard of the failure).
+      this.#outbox = [];
       if (this.#closing && failure === null) return;
       const err = new StoreUnavailable(
         `the SQLite writer thread stopped (exit code ${code})${failure instanceof Error ? `: ${failure.message}` : ''}`,
@@ -136,7 +139,7 @@ export class WriterThread implements WriteChannel {
     if (this.#pending.size === 0) worker.ref();
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#send(worker, { id, method, args });
+      this.#send({ id, method, args });
     });
   }
 
@@ -144,15 +147,28 @@ export class WriterThread implements WriteChannel {
    * Calls leave together, after the current I/O phase (as the group commit gathered the writes
    * of one turn on the event loop): one message and one wake-up of the thread for all of them.
    */
-  #send(worker: Worker, call: WriterCall): void {
-    if (this.#outbox.length === 0) {
-      setImmediate(() => {
-        const calls = this.#outbox;
-        this.#outbox = [];
-        worker.postMessage(calls);
-      });
-    }
+  #send(call: WriterCall): void {
+    if (this.#outbox.length === 0) setImmediate(() => this.#sendOutbox());
     this.#outbox.push(call);
+  }
+
+  #sendOutbox(): void {
+    const calls = this.#outbox;
+    this.#outbox = [];
+    if (calls.length === 0) return;
+    try {
+      // The thread that is running now: one that died meanwhile failed these calls already.
+      if (!this.#worker) throw new StoreUnavailable('the SQLite writer thread stopped');
+      this.#worker.postMessage(calls);
+    } catch (err) {
+      // A value that cannot be cloned (a DataCloneError), or no thread: these calls fail, the
+      // process goes on.
+      for (const { id } of calls) {
+        const waiting = this.#pending.get(id);
+        this.#settled(id);
+        waiting?.reject(err);
+      }
+    }
   }
 
   call<K extends WriteMethod>(
