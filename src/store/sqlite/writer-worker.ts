@@ -1,6 +1,7 @@
 /**
  * The SQLite writer thread's entry (started by writer-thread.ts): the database's one writer
- * connection and its statements, answering the store's calls in the order they come.
+ * connection and its statements. Calls come in batches and are started in order; each is
+ * answered once it is done (a write once it is on disk), the answers of a turn together.
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { SqliteWrites } from './sqlite-writes.ts';
