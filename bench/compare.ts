@@ -85,6 +85,7 @@ const rows: string[] = [];
 const missing: string[] = [];
 let regressions = 0;
 let improvements = 0;
+let elsewhere = 0;
 let compared = 0;
 
 const number = (n: number) => (Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(4))));
@@ -116,6 +117,12 @@ for (const scenario of scenarios) {
       );
     }
   }
+  for (const d of result.elsewhere) {
+    rows.push(
+      `| ${d.name} (${d.kind}) | ${number(d.baseline)} | ${number(d.current)} | ${percent(d.change)} | not compared: offered ${number(d.offered?.baseline ?? 0)} against ${number(d.offered?.current ?? 0)} req/s |`,
+    );
+  }
+  elsewhere += result.elsewhere.length;
   compared += result.regressions.length + result.improvements.length + result.unchanged.length;
   regressions += result.regressions.length;
   improvements += result.improvements.length;
@@ -136,7 +143,7 @@ for (const line of skipped) out.push(`- ${line}`);
 for (const name of missing) out.push(`- missing in current results: ${name}`);
 if (skipped.length > 0 || missing.length > 0) out.push('');
 out.push(
-  `${compared} figures compared: ${regressions} regression${regressions === 1 ? '' : 's'}, ${improvements} improvement${improvements === 1 ? '' : 's'}, ${missing.length} missing.`,
+  `${compared} figures compared: ${regressions} regression${regressions === 1 ? '' : 's'}, ${improvements} improvement${improvements === 1 ? '' : 's'}, ${missing.length} missing; ${elsewhere} latenc${elsewhere === 1 ? 'y' : 'ies'} not compared (measured at another offered rate).`,
 );
 process.stdout.write(`${out.join('\n')}\n`);
 process.exitCode = regressions > 0 ? 1 : 0;

@@ -301,6 +301,7 @@ export async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       },
       {
         heading: 'Per operation at 50% of saturation (the median run)',
+        offeredRate: Math.round(half.offeredRate),
         columns: [
           'op',
           'count',

@@ -18,6 +18,11 @@ export interface Figure {
    * without any change, so a smaller difference is never a regression or an improvement.
    */
   resolution?: number;
+  /**
+   * The open-loop rate (req/s) the figure was measured at, when its table says: a row's
+   * `offered req/s` cell, or its section's `offeredRate`.
+   */
+  offered?: number;
 }
 
 /** A figure present in both baseline and current. */
@@ -30,6 +35,8 @@ export interface Delta {
   current: number;
   /** (current − baseline) / baseline; ±Infinity when the baseline is 0 and current is not. */
   change: number;
+  /** The rates the two were measured at, when both are known. */
+  offered?: { baseline: number; current: number };
 }
 
 export interface Tolerance {
@@ -47,12 +54,20 @@ export interface Comparison {
   unchanged: Delta[];
   /** Names of baseline figures the current results lack (not a failure). */
   missing: string[];
+  /**
+   * Latencies measured at open-loop rates further apart than the ratio tolerance: not compared.
+   * The mix's steps offer shares of each run's own saturation, which moves with the machine
+   * (1,577 and 2,168 req/s in two runs of one code an hour apart): a latency at another load
+   * says nothing of the code.
+   */
+  elsewhere: Delta[];
 }
 
 interface Table {
   heading?: string;
   columns: string[];
   rows: string[][];
+  offeredRate?: number;
 }
 
 /** Columns that hold a ratio, and whether higher is better. */
@@ -110,6 +125,7 @@ function tableFigures(scenario: string, table: Table): Figure[] {
   const ratios = table.columns.map(ratioColumn);
   const hasRatio = ratios.some((r) => r !== undefined);
   const labels = rowLabels(table);
+  const offeredColumn = table.columns.findIndex((h) => h.trim().toLowerCase() === 'offered req/s');
   const figures: Figure[] = [];
   table.columns.forEach((header, c) => {
     const better = ratios[c] ?? (!hasRatio && latencyColumn(header) ? 'lower' : undefined);
@@ -122,6 +138,8 @@ function tableFigures(scenario: string, table: Table): Figure[] {
       const parsed = parseCell(row[c] ?? '');
       if (!parsed) return;
       const name = [scenario, table.heading, label, header].filter(Boolean).join(' › ');
+      const offered =
+        offeredColumn >= 0 ? parseCell(row[offeredColumn] ?? '')?.value : table.offeredRate;
       figures.push({
         scenario,
         name,
@@ -129,6 +147,7 @@ function tableFigures(scenario: string, table: Table): Figure[] {
         better,
         kind,
         resolution: parsed.resolution,
+        ...(offered === undefined ? {} : { offered }),
       });
     });
   });
@@ -163,8 +182,13 @@ export function extractFigures(result: unknown): Figure[] {
     for (const section of sections) {
       if (!isTable(section)) continue;
       if ((section as { compare?: unknown }).compare === false) continue;
-      const heading = (section as { heading?: unknown }).heading;
-      tables.push({ ...section, heading: typeof heading === 'string' ? heading : undefined });
+      const { heading, offeredRate } = section as { heading?: unknown; offeredRate?: unknown };
+      tables.push({
+        columns: section.columns,
+        rows: section.rows,
+        heading: typeof heading === 'string' ? heading : undefined,
+        offeredRate: typeof offeredRate === 'number' ? offeredRate : undefined,
+      });
     }
   }
   return tables.flatMap((t) => tableFigures(name, t));
@@ -173,7 +197,9 @@ export function extractFigures(result: unknown): Figure[] {
 /**
  * Compares current figures with the baseline's by name. A figure regresses when it is worse
  * than its baseline by more than the tolerance of its kind (relative) and by more than its
- * display resolution; it improves when better by as much; otherwise it is unchanged.
+ * display resolution; it improves when better by as much; otherwise it is unchanged. A latency
+ * whose two runs offered rates further apart than the ratio tolerance is set aside
+ * (`elsewhere`), neither passed nor failed.
  */
 export function compare(
   baseline: Figure[],
@@ -181,7 +207,13 @@ export function compare(
   tolerance: Tolerance = DEFAULT_TOLERANCE,
 ): Comparison {
   const byName = new Map(current.map((f) => [f.name, f]));
-  const result: Comparison = { regressions: [], improvements: [], unchanged: [], missing: [] };
+  const result: Comparison = {
+    regressions: [],
+    improvements: [],
+    unchanged: [],
+    missing: [],
+    elsewhere: [],
+  };
   for (const base of baseline) {
     const now = byName.get(base.name);
     if (!now) {
@@ -199,7 +231,18 @@ export function compare(
       baseline: base.value,
       current: now.value,
       change,
+      ...(base.offered !== undefined && now.offered !== undefined
+        ? { offered: { baseline: base.offered, current: now.offered } }
+        : {}),
     };
+    if (
+      delta.kind === 'latency' &&
+      delta.offered &&
+      Math.abs(delta.offered.current / delta.offered.baseline - 1) > tolerance.ratio
+    ) {
+      result.elsewhere.push(delta);
+      continue;
+    }
     // Positive when the figure got better, whichever direction better is.
     const gain = base.better === 'higher' ? change : -change;
     const limit = base.kind === 'ratio' ? tolerance.ratio : tolerance.latency;

@@ -29,6 +29,12 @@ export interface ReportSection {
    * (the stress ramp's steps, by their offered rate), so no row matches between two runs.
    */
   compare?: false;
+  /**
+   * The open-loop rate (req/s) this table's latencies were measured at, for a table without an
+   * `offered req/s` column: `bench:compare` compares them only with a run that offered about
+   * the same rate.
+   */
+  offeredRate?: number;
 }
 
 /** What a scenario hands back: a table for people and raw data for files. */

@@ -216,6 +216,50 @@ describe('bench:compare comparison', () => {
     assert.equal(compare([tiny], [{ ...tiny, value: 0.001 }], TOLERANCE).regressions.length, 1);
   });
 
+  it('compares a latency only with a run that offered about the same rate', () => {
+    const result = {
+      scenario: 'loop',
+      table: { columns: ['x', 'of fastify'], rows: [['engram', '0.200']] },
+      sections: [
+        {
+          heading: 'Steps',
+          columns: ['load', 'offered req/s', 'reads p50 ms'],
+          rows: [['50%', '795', '2.32']],
+        },
+        {
+          heading: 'Per operation',
+          offeredRate: 795,
+          columns: ['op', 'p50 ms'],
+          rows: [['append', '5.31']],
+        },
+      ],
+    };
+    const base = extractFigures(result);
+    assert.deepEqual(
+      base.filter((f) => f.kind === 'latency').map((f) => f.offered),
+      [795, 795],
+    );
+    // The same rate, twice as slow (beyond the latency tolerance): regressions.
+    const slower = base.map((f) => (f.kind === 'latency' ? { ...f, value: f.value * 2.5 } : f));
+    assert.equal(compare(base, slower, TOLERANCE).regressions.length, 2);
+    // The same slowdown at a rate 39% higher: set aside, neither failed nor passed.
+    const elsewhere = slower.map((f) => (f.offered ? { ...f, offered: 1_104 } : f));
+    const result2 = compare(base, elsewhere, TOLERANCE);
+    assert.deepEqual(result2.regressions, []);
+    assert.deepEqual(
+      result2.elsewhere.map((d) => [d.name, d.offered]),
+      [
+        ['loop › Steps › reads p50 ms', { baseline: 795, current: 1_104 }],
+        ['loop › Per operation › append › p50 ms', { baseline: 795, current: 1_104 }],
+      ],
+    );
+    // Within the ratio tolerance of the rate (10%), still compared.
+    const near = slower.map((f) => (f.offered ? { ...f, offered: 870 } : f));
+    assert.equal(compare(base, near, TOLERANCE).regressions.length, 2);
+    // A ratio is compared whatever the rates.
+    assert.equal(compare(base, near, TOLERANCE).unchanged.length, 1);
+  });
+
   it('lists missing figures without failing', () => {
     const current = all.filter((f) => f.name !== SLOWED_NAME);
     const result = compare(all, current, TOLERANCE);
