@@ -43,8 +43,9 @@ describe('disk waits of a run', () => {
       assert.ok(sqlite.disk !== null);
       assert.equal(sqlite.disk.meanMs, 2.5);
       assert.equal(sqlite.disk.maxMs, 7);
-      // 100 ms of flushing over a run of at least 50 ms.
-      assert.ok(sqlite.disk.busy > 0 && sqlite.disk.busy <= 2, JSON.stringify(sqlite.disk));
+      // 100 ms of flushing over a run of about 50 ms: a 50-ms timer may fire a millisecond
+      // early by performance.now() (libuv's loop time is whole milliseconds; busy 2.003 seen).
+      assert.ok(sqlite.disk.busy > 0 && sqlite.disk.busy <= 100 / 45, JSON.stringify(sqlite.disk));
       const postgres = await withDiskWaits(base, 'k1', async () => 1);
       assert.equal(postgres.disk, null);
       assert.deepEqual(auth, Array(4).fill('Bearer k1'));
