@@ -673,27 +673,18 @@ export class SqliteWrites {
   }
 }
 
-/** The names of the writing side's calls (what the writer thread answers). */
-export type WriteMethod =
-  | 'migrate'
-  | 'cacheKiB'
-  | 'insertMemories'
-  | 'updateMemory'
-  | 'recordAccess'
-  | 'insertSession'
-  | 'touchSession'
-  | 'appendSessionMessages'
-  | 'endSession'
-  | 'putTimeoutModels'
-  | 'eraseUserChunk'
-  | 'eraseUserRecords'
-  | 'recordActivity'
-  | 'purgeExpired'
-  | 'purgeDeleted'
-  | 'purgeIdempotency'
-  | 'putIdempotency'
-  | 'insertApiKey'
-  | 'revokeApiKey';
+/**
+ * The names of the writing side's calls (what the writer thread answers): its methods that
+ * return a promise, but `close`, which ends the channel.
+ */
+export type WriteMethod = Exclude<
+  {
+    [K in keyof SqliteWrites]: SqliteWrites[K] extends (...args: never[]) => Promise<unknown>
+      ? K
+      : never;
+  }[keyof SqliteWrites],
+  'close'
+>;
 
 /**
  * How the store reaches its writing side: a {@link SqliteWrites} on its own thread

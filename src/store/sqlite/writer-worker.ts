@@ -38,13 +38,14 @@ setInterval(() => {
   if (!(writes instanceof Error)) board.publish(writes.stats());
 }, 250).unref();
 
-// Answers leave together, once per turn of this thread's loop.
+// Answers leave together, once per turn of this thread's loop, after the counters they moved.
 let outbox: WriterReply[] = [];
 const reply = (answer: WriterReply): void => {
   if (outbox.length === 0) {
     setImmediate(() => {
       const replies = outbox;
       outbox = [];
+      if (!(writes instanceof Error)) board.publish(writes.stats());
       post({ replies });
     });
   }
@@ -61,10 +62,8 @@ async function answer({ id, method, args }: WriterCall): Promise<void> {
       const fn = writes[method] as (...a: unknown[]) => Promise<unknown>;
       value = await fn.apply(writes, args);
     }
-    board.publish(writes.stats());
     reply({ id, ok: true, value });
   } catch (err) {
-    if (!(writes instanceof Error)) board.publish(writes.stats());
     reply({ id, ok: false, error: toWire(err) });
   }
   // The last answer is posted before the port closes.
