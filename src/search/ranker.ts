@@ -304,29 +304,31 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
   try {
     const everyone = terms.length === 0 || (o.queryVector !== null && o.weights.vector !== 0);
     const open = isEmpty(o.filter);
-    // Candidates: every live memory, or the matched, their neighbours and the pinned ones.
-    const kept = sc.kept;
+    // Candidates: every live memory, or the matched, their neighbours and the pinned ones;
+    // each with its text score (own and context, not yet normalized) in `texts`, in one pass.
+    const { kept, texts } = sc;
     let count = 0;
+    let maxText = 0;
+    const keep = (s: number): void => {
+      const text = (scores[s] as number) + (context[s] as number);
+      kept[count] = s;
+      texts[count++] = text;
+      if (text > maxText) maxText = text;
+    };
     if (everyone) {
-      for (let s = 0; s < index.slots; s++) if (admitted(index, s, open, o)) kept[count++] = s;
+      for (let s = 0; s < index.slots; s++) if (admitted(index, s, open, o)) keep(s);
     } else {
       for (let i = 0; i < touched; i++) {
         const s = sc.touched[i] as number;
-        if (admitted(index, s, open, o)) kept[count++] = s;
+        if (admitted(index, s, open, o)) keep(s);
       }
       for (let i = 0; i < near; i++) {
         const s = sc.near[i] as number;
-        if (admitted(index, s, open, o)) kept[count++] = s;
+        if (admitted(index, s, open, o)) keep(s);
       }
       for (const s of index.pinned) {
-        if (scores[s] === 0 && context[s] === 0 && admitted(index, s, open, o)) kept[count++] = s;
+        if (scores[s] === 0 && context[s] === 0 && admitted(index, s, open, o)) keep(s);
       }
-    }
-    let maxText = 0;
-    for (let i = 0; i < count; i++) {
-      const s = kept[i] as number;
-      const text = (scores[s] as number) + (context[s] as number);
-      if (text > maxText) maxText = text;
     }
     const scale = maxText === 0 ? 0 : 1 / maxText;
 
@@ -341,7 +343,7 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
         .sort((a, b) => b.score - a.score || b.slot - a.slot)
         .slice(0, o.k);
     } else {
-      best = weightedBest(index, kept, count, sc, scale, o);
+      best = weightedBest(index, kept, texts, count, scale, o);
     }
     if (best.length < o.k && !everyone) best = fill(index, best, sc, o);
 
@@ -355,13 +357,21 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
       };
     });
   } finally {
-    for (let i = 0; i < touched; i++) {
-      const s = sc.touched[i] as number;
-      scores[s] = 0;
-      sc.counts[s] = 0;
-      context[s] = 0;
+    if (touched + near > index.slots >> 3) {
+      // Most of a big user's memories were touched: zeroing whole arrays is cheaper than
+      // visiting the touched slots one by one.
+      scores.fill(0, 0, index.slots);
+      sc.counts.fill(0, 0, index.slots);
+      context.fill(0, 0, index.slots);
+    } else {
+      for (let i = 0; i < touched; i++) {
+        const s = sc.touched[i] as number;
+        scores[s] = 0;
+        sc.counts[s] = 0;
+        context[s] = 0;
+      }
+      for (let i = 0; i < near; i++) context[sc.near[i] as number] = 0;
     }
-    for (let i = 0; i < near; i++) context[sc.near[i] as number] = 0;
   }
 }
 
@@ -378,34 +388,38 @@ const BOUND_SLACK = 1e-9;
 function weightedBest(
   index: UserIndex,
   kept: Int32Array,
+  texts: Float64Array,
   count: number,
-  sc: Scratch,
   scale: number,
   o: RankOptions,
 ): Array<{ slot: number; score: number }> {
   const w = o.weights;
+  // The most the signals other than text can add to an unpinned memory: recency is at most 1,
+  // importance and use at most those of the index's bounds.
   const others =
     Math.max(0, w.recency) +
-    Math.max(0, w.importance) +
-    Math.max(0, w.pinned) +
-    Math.max(0, w.use) +
+    Math.max(0, w.importance) * importance(index.mostImportance) +
+    Math.max(0, w.use) * usage(index.mostAccesses) +
     (o.queryVector !== null ? Math.max(0, w.vector) : 0);
+  // A pinned memory may add the pinned weight on top.
+  const pinnedBonus = index.pinned.size > 0 ? Math.max(0, w.pinned) : 0;
   const top = new TopK(o.k);
   const byText = new TopK(o.k);
-  for (let i = 0; i < count; i++) {
-    const s = kept[i] as number;
-    byText.offer(s, textOf(sc, s, scale));
-  }
+  // By position in `kept`: the text score not normalized orders the candidates as well.
+  for (let i = 0; i < count; i++) byText.offer(i, texts[i] as number);
   const seeds = byText.sorted().map((e) => e.slot);
-  for (const s of seeds) {
-    top.offer(s, weightedScore(index, s, textOf(sc, s, scale), o));
+  for (const i of seeds) {
+    const s = kept[i] as number;
+    top.offer(s, weightedScore(index, s, (texts[i] as number) * scale, o));
   }
   // The bar moves only when a candidate is offered.
   let bar = top.floor() - others - BOUND_SLACK;
   for (let i = 0; i < count; i++) {
+    const text = (texts[i] as number) * scale;
     const s = kept[i] as number;
-    const text = textOf(sc, s, scale);
-    if (w.text * text < bar || seeds.includes(s)) continue;
+    const part = w.text * text;
+    if (part < bar && !(part >= bar - pinnedBonus && index.isPinned(s))) continue;
+    if (seeds.includes(i)) continue;
     top.offer(s, weightedScore(index, s, text, o));
     bar = top.floor() - others - BOUND_SLACK;
   }

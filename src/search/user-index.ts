@@ -20,6 +20,8 @@ export interface Scratch {
   touched: Int32Array;
   near: Int32Array;
   kept: Int32Array;
+  /** Text score (own and context, not normalized) of each candidate kept, by its position. */
+  texts: Float64Array;
 }
 
 /** Removed memories whose versions are remembered (the out-of-order guard). */
@@ -110,6 +112,7 @@ function scratchOf(size: number): Scratch {
     touched: new Int32Array(size),
     near: new Int32Array(size),
     kept: new Int32Array(size),
+    texts: new Float64Array(size),
   };
 }
 
@@ -163,6 +166,12 @@ export class UserIndex {
   readonly #removed = new Map<string, number>();
   /** Held memories that have an expiry (the ranker checks expiry only when there are some). */
   expiring = 0;
+  /**
+   * Bounds of the importance and access count of the held memories (the largest ever held:
+   * they never shrink, so they stay bounds), for the ranker's pruning.
+   */
+  mostImportance = 0;
+  mostAccesses = 0;
   /** Live documents and the sum of their lengths (for BM25's average length). */
   docCount = 0;
   totalLength = 0;
@@ -412,7 +421,9 @@ export class UserIndex {
   touch(id: string, at: number): void {
     const slot = this.#ids.find(id);
     if (slot < 0) return;
-    this.ints[slot * INTS + ACCESSES] = (this.ints[slot * INTS + ACCESSES] as number) + 1;
+    const accesses = (this.ints[slot * INTS + ACCESSES] as number) + 1;
+    this.ints[slot * INTS + ACCESSES] = accesses;
+    if (accesses > this.mostAccesses) this.mostAccesses = accesses;
     const f = slot * NUMS + LAST_ACCESS;
     const last = this.nums[f] as number;
     if (Number.isNaN(last) || last < at) this.nums[f] = at;
@@ -437,6 +448,8 @@ export class UserIndex {
     ints[i + BEFORE] = -1;
     ints[i + AFTER] = -1;
     ints[i + ACCESSES] = row.accessCount;
+    if (row.importance > this.mostImportance) this.mostImportance = row.importance;
+    if (row.accessCount > this.mostAccesses) this.mostAccesses = row.accessCount;
     ints[i + VERSION] = row.version;
     ints[i + KIND] = this.#code(row.kind);
     ints[i + AGENT] = row.agentId === null ? -1 : this.#code(row.agentId);
@@ -594,6 +607,8 @@ export class UserIndex {
     this.sessionTail = fresh.sessionTail;
     this.docCount = fresh.docCount;
     this.expiring = fresh.expiring;
+    this.mostImportance = fresh.mostImportance;
+    this.mostAccesses = fresh.mostAccesses;
     this.totalLength = fresh.totalLength;
     this.#empty = 0;
   }
