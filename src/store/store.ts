@@ -90,7 +90,7 @@ export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending migrations; returns how many were applied. */
   migrate(): Promise<number>;
-  /** Resolves when the store answers a trivial query. */
+  /** Resolves when the store answers a trivial query (on every connection it writes with). */
   ping(): Promise<void>;
   close(): Promise<void>;
   /** The store's own state, read without a query: log and checkpoints, or the pool. */

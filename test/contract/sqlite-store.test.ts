@@ -125,8 +125,11 @@ describe('sqlite writer thread', () => {
     const thread = new WriterThread(join(dir, 'engram.db'), { restartAfterMs: 60_000 });
     try {
       await thread.call('migrate');
+      await thread.call('ping');
       await thread.terminate();
       await assert.rejects(thread.call('insertMemories', [memoryRow()]), StoreUnavailable);
+      // The store's ping (the readiness probe's) goes through the thread: it fails alike.
+      await assert.rejects(thread.call('ping'), StoreUnavailable);
     } finally {
       await thread.close();
       rmSync(dir, { recursive: true, force: true });

@@ -192,8 +192,14 @@ export class SqliteStore implements Store {
     return this.#writes.call('migrate');
   }
 
+  /**
+   * Both connections answer: the reader here, and the writer where it runs. A writer thread
+   * that died and is not started again yet (its restart window) fails the ping as it fails
+   * writes, so the readiness probe reports the store unable to write.
+   */
   async ping(): Promise<void> {
     this.#read('SELECT 1').get();
+    await this.#writes.call('ping');
   }
 
   stats(): SqliteStats {

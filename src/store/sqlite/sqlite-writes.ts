@@ -315,6 +315,11 @@ export class SqliteWrites {
     };
   }
 
+  /** Answers a trivial query on the writer connection (the readiness probe's). */
+  async ping(): Promise<void> {
+    this.#stmt('SELECT 1').get();
+  }
+
   /** The connection's page cache in KiB. */
   async cacheKiB(): Promise<number> {
     return cacheKiBOf(this.db);
