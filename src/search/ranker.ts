@@ -98,6 +98,8 @@ export interface Explanation {
 export interface Ranked {
   row: MemoryRow;
   score: number;
+  /** The text signal (0..1): 0 for a memory that matched no query term, nor a neighbour's. */
+  text: number;
   explain?: Explanation;
 }
 
@@ -349,12 +351,9 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
 
     return best.map(({ slot, score }) => {
       const row = index.row(slot) as MemoryRow;
-      if (!o.explain) return { row, score };
-      return {
-        row,
-        score,
-        explain: explainOne(index, slot, terms, textOf(sc, slot, scale), sc, o),
-      };
+      const text = textOf(sc, slot, scale);
+      if (!o.explain) return { row, score, text };
+      return { row, score, text, explain: explainOne(index, slot, terms, text, sc, o) };
     });
   } finally {
     if (touched + near > index.slots >> 3) {
@@ -511,7 +510,8 @@ export function rankScored(
   });
   return top.sorted().map(({ slot, score }) => {
     const c = kept[slot] as { row: MemoryRow; score: number };
-    if (!o.explain) return { row: c.row, score };
-    return { row: c.row, score, explain: explanation(c.row, c.score * scale, [], c.score, 0, o) };
+    const text = c.score * scale;
+    if (!o.explain) return { row: c.row, score, text };
+    return { row: c.row, score, text, explain: explanation(c.row, text, [], c.score, 0, o) };
   });
 }

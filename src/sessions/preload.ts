@@ -120,12 +120,8 @@ function fromIndex(index: UserIndex, context: string, now: number, halfLifeMs: n
   const relevant =
     terms.length === 0
       ? []
-      : rank(
-          index,
-          terms,
-          rankOptions(now, halfLifeMs, { k: PRELOAD_LIMITS.relevant, explain: true }),
-        )
-          .filter((r) => (r.explain?.signals.text.value ?? 0) > 0)
+      : rank(index, terms, rankOptions(now, halfLifeMs, { k: PRELOAD_LIMITS.relevant }))
+          .filter((r) => r.text > 0)
           .map((r) => r.row);
   return { pinned, relevant, ...scan(index, now) };
 }

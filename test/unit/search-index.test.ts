@@ -928,7 +928,10 @@ describe('rank: properties on random memories', () => {
               assert.ok(Number.isFinite(e.value) && e.value >= 0 && e.value <= 1, `${s}`);
               assert.ok(Math.abs(e.contribution - e.value * e.weight) < 1e-9, s);
             }
+            // The text signal comes with every result (the preload keeps those above 0).
+            assert.equal(r.text, r.explain.signals.text.value);
           } else assert.equal(r.explain, undefined);
+          assert.ok(r.text >= 0 && r.text <= 1, `text ${r.text}`);
         }
         // Ranking again gives the same answer (nothing left behind in the scratch arrays).
         assert.deepEqual(rank(index, termsOf(query), o), got);
