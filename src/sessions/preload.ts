@@ -198,14 +198,14 @@ export class Preloader {
     const held = this.#search.peekIndex(tenant, userId);
     if (held) {
       const bundle = assemble(fromIndex(held, context, now, this.#halfLifeMs), budgetChars);
-      return { ...bundle, source: 'index', ms: performance.now() - started };
+      return Object.assign(bundle, { source: 'index' as const, ms: performance.now() - started });
     }
     if (this.#buildMax > 0) {
       // Built only when the user has at most buildMax memories (one count, in the build).
       const index = await this.#search.indexOf(tenant, userId, this.#buildMax, 'start');
       if (index) {
         const bundle = assemble(fromIndex(index, context, now, this.#halfLifeMs), budgetChars);
-        return { ...bundle, source: 'built', ms: performance.now() - started };
+        return Object.assign(bundle, { source: 'built' as const, ms: performance.now() - started });
       }
     }
     const candidates = await fromStore(this.#store, tenant, userId, context, now);
@@ -213,6 +213,6 @@ export class Preloader {
     const ms = performance.now() - started;
     // Warm the index now, off the answer's path: the first search joins or finds it.
     this.#search.indexOf(tenant, userId, Number.POSITIVE_INFINITY, 'warm').catch(this.#onWarmError);
-    return { ...bundle, source: 'store', ms };
+    return Object.assign(bundle, { source: 'store' as const, ms });
   }
 }
