@@ -102,7 +102,12 @@ export async function createContext(
   });
   let reads: CachedReads | undefined;
   /** After every committed write of memories: caches, indexes and warming follow it. */
-  const afterWrite = async (tenant: string, userIds: Iterable<string>, rows: MemoryRow[]) => {
+  const afterWrite = async (
+    tenant: string,
+    userIds: Iterable<string>,
+    rows: MemoryRow[],
+    erased = false,
+  ) => {
     const byScope = new Map([...userIds].map((u) => [userScope(tenant, u), u]));
     // Grouped once: a batch may span many users, each followed on its own.
     const rowsOf = new Map<string, MemoryRow[]>();
@@ -125,7 +130,9 @@ export async function createContext(
     for (const [scope, user] of byScope) {
       if (!followed.has(scope)) search.afterWrite(tenant, user, rowsOf.get(user) ?? [], undefined);
     }
-    reads?.afterWrite(tenant, [...byScope.values()]);
+    // An erasure is no activity of the user (it would be written back after it), and their
+    // reads have nothing left to refresh.
+    if (!erased) reads?.afterWrite(tenant, [...byScope.values()]);
   };
   const memories = new MemoryService(store, clock, idempotency, {
     deleteGraceMs: config.deleteGraceMs,

@@ -42,6 +42,11 @@ export class ActivityTracker {
     delta.hours[hour] = (delta.hours[hour] ?? 0) + 1;
   }
 
+  /** Drops a user's unwritten activity (they are being erased); see {@link WriteBehind.drop}. */
+  forget(tenant: string, userId: string): Promise<void> {
+    return this.#buffer.drop(`${tenant}/${userId}`);
+  }
+
   /** Writes the buffered activity; concurrent calls share one write. */
   flush(): Promise<void> {
     return this.#buffer.flush();

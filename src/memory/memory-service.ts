@@ -65,7 +65,13 @@ export interface MemoryServiceOptions {
    * (none for an erasure), before the write is answered: the cache moves their versions and
    * search indexes take the rows. It must not throw.
    */
-  onWrite?: (tenant: string, userIds: Iterable<string>, rows: MemoryRow[]) => Promise<void>;
+  onWrite?: (
+    tenant: string,
+    userIds: Iterable<string>,
+    rows: MemoryRow[],
+    /** An erasure: no activity of the user to note, no reads to refresh. */
+    erased?: boolean,
+  ) => Promise<void>;
   /**
    * Embeds the content of created and re-worded memories before they are stored. Null or
    * missing: memories are stored without vectors.
@@ -196,8 +202,13 @@ export class MemoryService {
     return row;
   }
 
-  async #changed(tenant: string, userIds: Iterable<string>, rows: MemoryRow[]): Promise<void> {
-    await this.#options.onWrite?.(tenant, userIds, rows);
+  async #changed(
+    tenant: string,
+    userIds: Iterable<string>,
+    rows: MemoryRow[],
+    erased = false,
+  ): Promise<void> {
+    await this.#options.onWrite?.(tenant, userIds, rows, erased);
   }
 
   /** Rules problems of every batch item, by index (schema problems are found by the route). */
@@ -444,7 +455,7 @@ export class MemoryService {
       await yieldToLoop();
     }
     await this.#store.eraseUserRecords(tenant, userId);
-    await this.#changed(tenant, [userId], []);
+    await this.#changed(tenant, [userId], [], true);
     return total;
   }
 }

@@ -36,6 +36,23 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 return 1`;
 
 /**
+ * Adds messages to a session's window (KEYS[2]), unless its state (KEYS[1]) is held and not
+ * active: an ended or erased session's window is not written back by a late append. ARGV: 1
+ * to replace the window, the window's length, its time to live, then the messages.
+ */
+const PUSH_WINDOW = `
+local held = redis.call('GET', KEYS[1])
+if held and cjson.decode(held).state ~= 'active' then return 0 end
+if ARGV[1] == '1' then redis.call('DEL', KEYS[2]) end
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1`;
+
+/** The state kept for an erased session: no data of it, only that it must not come back. */
+const ERASED = JSON.stringify({ state: 'erased' });
+
+/**
  * Session state and the recent-messages window in Redis, so that any instance serves any
  * session without the store. The state is one key (replaced only by a newer state); the window
  * is a list that appends push to and trim (so concurrent appends never overwrite each other).
@@ -115,17 +132,44 @@ export class SessionHotState {
     replace = false,
   ): Promise<void> {
     if (messages.length === 0 && !replace) return;
-    const key = `${this.#key(session.tenant, session.id)}:w`;
+    const key = this.#key(session.tenant, session.id);
     try {
-      const tx = this.#redis.multi();
-      if (replace) tx.del(key);
-      if (messages.length > 0) tx.rpush(key, ...messages.map((m) => JSON.stringify(m)));
       await withDeadline(
-        tx.ltrim(key, -this.#window, -1).pexpire(key, this.#ttl(session, now)).exec(),
+        this.#redis.eval(
+          PUSH_WINDOW,
+          2,
+          key,
+          `${key}:w`,
+          replace ? '1' : '0',
+          this.#window,
+          this.#ttl(session, now),
+          ...messages.map((m) => JSON.stringify(m)),
+        ),
         this.#deadlineMs,
       );
     } catch {
       this.failures++;
+    }
+  }
+
+  /**
+   * Forgets erased sessions: their windows are deleted and their states replaced by a mark
+   * that no later write replaces (a late append or start on another instance), for a minute.
+   * False when Redis did not answer (the copies then last until their own expiry).
+   */
+  async erased(tenant: string, ids: string[]): Promise<boolean> {
+    if (ids.length === 0) return true;
+    try {
+      const tx = this.#redis.multi();
+      for (const id of ids) {
+        const key = this.#key(tenant, id);
+        tx.set(key, ERASED, 'PX', AFTER_EXPIRY_MS).del(`${key}:w`);
+      }
+      await withDeadline(tx.exec(), this.#deadlineMs);
+      return true;
+    } catch {
+      this.failures++;
+      return false;
     }
   }
 

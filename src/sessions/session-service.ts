@@ -48,6 +48,8 @@ const RETURN_FACTOR = 2;
 const END_ATTEMPTS = 5;
 /** Messages of one session read for its summary (the newest, if it has more). */
 const SUMMARY_MESSAGES = 1000;
+/** Sessions read per page while a user is erased. */
+const ERASE_PAGE = 500;
 
 function toWindow(row: MemoryRow): WindowMessage {
   const role = typeof row.metadata.role === 'string' ? row.metadata.role : 'user';
@@ -365,6 +367,30 @@ export class SessionService {
       session = await this.#store.getSession(first.tenant, first.id);
     }
     return null;
+  }
+
+  /**
+   * The first half of erasing a user: their unwritten activity and timeout model are dropped
+   * (not to be written back after the erasure), and their sessions' ids are read while the
+   * store still has them. The function returned, called once the store has erased the user,
+   * removes those sessions' hot copies, which every instance would otherwise still serve (their
+   * recent messages included) until they expire.
+   */
+  async beginErase(tenant: string, userId: string): Promise<() => Promise<void>> {
+    await Promise.all([this.#activity.forget(tenant, userId), this.#models.forget(tenant, userId)]);
+    const hot = this.#hot;
+    if (!hot) return async () => undefined;
+    const ids: string[] = [];
+    let before: string | null = null;
+    for (;;) {
+      const page = await this.#store.listSessions(tenant, userId, before, ERASE_PAGE);
+      for (const s of page) ids.push(s.id);
+      if (page.length < ERASE_PAGE) break;
+      before = page[page.length - 1]?.id ?? null;
+    }
+    return async () => {
+      await hot.erased(tenant, ids);
+    };
   }
 
   /** A page of a user's sessions, newest first. */

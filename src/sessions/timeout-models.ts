@@ -54,6 +54,13 @@ export class TimeoutModels {
     this.#pending.set(scope, { tenant, userId, model: model.toJSON(), updatedAt: now });
   }
 
+  /** Drops a user's model, held and unwritten (they are being erased). */
+  forget(tenant: string, userId: string): Promise<void> {
+    const scope = userScope(tenant, userId);
+    this.#held.delete(scope);
+    return this.#pending.drop(scope);
+  }
+
   /** Writes the queued models now. */
   flush(): Promise<void> {
     return this.#pending.flush();

@@ -67,6 +67,16 @@ export class WriteBehind<V, K = string> {
     if (this.#buffer.size >= this.#options.maxBuffered) void this.flush();
   }
 
+  /**
+   * Drops the buffered entry of `key` (its user was erased); resolves once a write in
+   * progress, which may hold an older copy of it, is done: what the caller erases next is not
+   * written back after it.
+   */
+  async drop(key: K): Promise<void> {
+    this.#buffer.delete(key);
+    await this.#flushing;
+  }
+
   /** Entries waiting to be written. */
   get size(): number {
     return this.#buffer.size;

@@ -604,6 +604,26 @@ describe('sessions API: routes (SQLite)', () => {
     }
   });
 
+  it('erasing a user leaves nothing of theirs written back: sessions, activity, timeout model', async () => {
+    const user = 'erased-user';
+    const s = (await start(t, { userId: user })).session;
+    clock.advance(5 * SECOND);
+    await append(t, s.id, [{ role: 'user', content: 'remember the blue door' }]);
+    // The model and the activity are still in the write-behind buffers (not flushed).
+    const erased = await t.call({ method: 'DELETE', url: `/v1/users/${user}` });
+    expectStatus(erased, 200, 'erase');
+    await Promise.all([t.ctx.activity.flush(), t.ctx.timeoutModels.flush()]);
+    assert.equal(await t.ctx.store.getSession('acme', s.id), null);
+    assert.equal(await t.ctx.store.getTimeoutModel('acme', user), null);
+    const active = await t.ctx.store.recentlyActiveUsers(0, 10_000);
+    assert.ok(
+      !active.some((a) => a.tenant === 'acme' && a.userId === user),
+      'activity written back',
+    );
+    const got = await t.call({ method: 'GET', url: `/v1/sessions/${s.id}` });
+    expectError(got, 404, 'ENGRAM_SESSION_NOT_FOUND', 'an erased session');
+  });
+
   it('404 ENGRAM_SESSION_NOT_FOUND for unknown ids and for another tenant', async () => {
     const s = (await start(t, { userId: 'secretive' })).session;
     await append(t, s.id, [{ role: 'user', content: 'my secret plan' }]);
@@ -1106,6 +1126,30 @@ describe('sessions API: two instances sharing PostgreSQL and Redis', {
       after.window.map((w) => w.id),
       items.map((m) => m.id),
     );
+  });
+
+  it("erasing a user on A removes their sessions' hot copies: B no longer serves them", async () => {
+    const user = freshUser('erased');
+    const s = (await start(a, { userId: user })).session;
+    await append(b, s.id, [{ role: 'user', content: 'my secret is the blue door' }]);
+    assert.equal((await view(b, s.id)).source, 'redis');
+    const erased = await a.call({ method: 'DELETE', url: `/v1/users/${user}` });
+    expectStatus(erased, 200, 'erase');
+    for (const t of [a, b]) {
+      const got = await t.call({
+        method: 'GET',
+        url: `/v1/sessions/${s.id}`,
+        headers: auth(t.key),
+      });
+      expectError(got, 404, 'ENGRAM_SESSION_NOT_FOUND', 'an erased session');
+      const res = await t.call({
+        method: 'POST',
+        url: `/v1/sessions/${s.id}/messages`,
+        headers: auth(t.key),
+        payload: { messages: [{ role: 'user', content: 'still there?' }] },
+      });
+      expectError(res, 404, 'ENGRAM_SESSION_NOT_FOUND', 'an append to an erased session');
+    }
   });
 
   it('both sweepers sweeping the same due sessions end each exactly once', async () => {

@@ -95,4 +95,35 @@ describe('WriteBehind', () => {
     await r.buffer.flush();
     assert.deepEqual(r.errors, [3], 'the failed batch and the ones after it');
   });
+
+  it('drop forgets a buffered entry and waits for a write in progress', async () => {
+    let release: () => void = () => undefined;
+    const r = recorder({
+      write: async (batch) => {
+        r.writes.push({ at: performance.now(), batch });
+        // The first write holds until released: a drop meanwhile must wait for it.
+        if (r.writes.length === 1) await new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    r.fill([1, 2]);
+    const inProgress = r.buffer.flush();
+    await sleep(5);
+    r.fill([3, 4]);
+    let dropped = false;
+    const drop = r.buffer.drop('3').then(() => (dropped = true));
+    await sleep(5);
+    assert.equal(dropped, false, 'drop returned before the write in progress ended');
+    release();
+    await Promise.all([inProgress, drop]);
+    await r.buffer.flush();
+    assert.deepEqual(
+      r.writes.map((w) => w.batch),
+      [[1, 2], [4]],
+    );
+    // Without a write in progress it returns at once.
+    r.fill([5]);
+    await r.buffer.drop('5');
+    await r.buffer.flush();
+    assert.equal(r.writes.length, 2);
+  });
 });

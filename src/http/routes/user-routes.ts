@@ -87,7 +87,8 @@ export function userRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           tags,
-          summary: 'Erase a user: every memory, its history and remembered responses',
+          summary:
+            'Erase a user: every memory with its history, their sessions, activity and timeout model, and remembered responses',
           headers: WriteHeaders,
           params: UserParams,
           response: { 200: EraseResult, 422: ErrorResponse, ...errorResponses },
@@ -97,7 +98,10 @@ export function userRoutes(ctx: ServiceContext): FastifyPluginAsyncTypebox {
         const tenant = tenantOf(request);
         const userId = request.params.userId;
         return idempotent(ctx.idempotency, tenant, request, reply, 200, async (idem) => {
+          // Sessions' ids are read before the store forgets them; their hot copies go after.
+          const forgetSessions = await ctx.sessions.beginErase(tenant, userId);
           const result = { userId, deleted: await ctx.memories.eraseUser(tenant, userId) };
+          await forgetSessions();
           // Recorded after the erasure, which would otherwise delete it with the user's data.
           if (idem)
             await ctx.store.putIdempotency(
