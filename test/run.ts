@@ -53,6 +53,7 @@ const ALL = [
   'test/unit/timeout-simulation.test.ts',
   'test/unit/bench-compare.test.ts',
   'test/unit/open-loop.test.ts',
+  'test/unit/bench-stress.test.ts',
   'test/unit/bench-dataset.test.ts',
   'test/unit/virtual-users.test.ts',
   'test/unit/bench-disk-waits.test.ts',
