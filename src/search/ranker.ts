@@ -314,28 +314,36 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
     // each with its text score (own and context, not yet normalized) in `texts`, in one pass.
     const { kept, texts } = sc;
     let count = 0;
-    let maxText = 0;
-    const keep = (s: number): void => {
-      const text = (scores[s] as number) + (context[s] as number);
-      kept[count] = s;
-      texts[count++] = text;
-      if (text > maxText) maxText = text;
-    };
+    // (No closure for the three loops' common step: its captured counters made small ranks
+    // slower.)
     if (everyone) {
-      for (let s = 0; s < index.slots; s++) if (admitted(index, s, open, o)) keep(s);
+      for (let s = 0; s < index.slots; s++) {
+        if (!admitted(index, s, open, o)) continue;
+        kept[count] = s;
+        texts[count++] = (scores[s] as number) + (context[s] as number);
+      }
     } else {
       for (let i = 0; i < touched; i++) {
         const s = sc.touched[i] as number;
-        if (admitted(index, s, open, o)) keep(s);
+        if (!admitted(index, s, open, o)) continue;
+        kept[count] = s;
+        texts[count++] = (scores[s] as number) + (context[s] as number);
       }
       for (let i = 0; i < near; i++) {
         const s = sc.near[i] as number;
-        if (admitted(index, s, open, o)) keep(s);
+        if (!admitted(index, s, open, o)) continue;
+        kept[count] = s;
+        texts[count++] = context[s] as number;
       }
       for (const s of index.pinned) {
-        if (scores[s] === 0 && context[s] === 0 && admitted(index, s, open, o)) keep(s);
+        if (scores[s] !== 0 || context[s] !== 0 || !admitted(index, s, open, o)) continue;
+        kept[count] = s;
+        texts[count++] = 0;
       }
     }
+    let maxText = 0;
+    for (let i = 0; i < count; i++)
+      if ((texts[i] as number) > maxText) maxText = texts[i] as number;
     const scale = maxText === 0 ? 0 : 1 / maxText;
 
     let best: Array<{ slot: number; score: number }>;
