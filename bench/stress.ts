@@ -73,9 +73,8 @@ export function isBroken(r: MixResult): boolean {
  * Whether a step's first run asks for more runs before the step is judged: it broke by its p99
  * alone. On 2 shared cores one 10-s run's p99 near the knee is noisy: three ramps within an hour
  * (the server code only cheaper after the first) broke at 1,322, 1,072 and 829 req/s, steps at
- * 1,147 and 939 req/s failing
- * with 67.9 and 157 ms where others up to 1,072 had held at 19 ms. An error or a 5xx breaks it
- * at once.
+ * 1,147 and 939 req/s failing with 67.9 and 157 ms where others up to 1,072 had held at 19 ms.
+ * An error or a 5xx breaks it at once.
  */
 export function needsConfirmation(first: MixResult): boolean {
   return first.all.p99 > BREAK_P99_MS && first.errors === 0 && serverErrors(first) === 0;
