@@ -19,12 +19,17 @@ export interface HotSession {
 /** How long a hot entry outlives its session's expiry (so that a late read still finds it). */
 const AFTER_EXPIRY_MS = 60_000;
 
+/** How long a user being erased stays marked if the erasure never finishes (a crash). */
+const ERASING_MS = 600_000;
+
 /**
- * Sets the session's copy unless the held one is newer: an ended copy is never replaced, and
- * an active one only by a copy with more messages, or as many and later activity. Concurrent
- * writers (requests on several instances) thus cannot put an older state back.
+ * Sets the session's copy (KEYS[1]) unless the held one is newer: an ended copy is never
+ * replaced, and an active one only by a copy with more messages, or as many and later
+ * activity. Concurrent writers (requests on several instances) thus cannot put an older state
+ * back. Nothing is set while the session's user is being erased, or was a minute ago (KEYS[2]).
  */
 const PUT_IF_NEWER = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local held = redis.call('GET', KEYS[1])
 if held then
   local h = cjson.decode(held)
@@ -37,10 +42,12 @@ return 1`;
 
 /**
  * Adds messages to a session's window (KEYS[2]), unless its state (KEYS[1]) is held and not
- * active: an ended or erased session's window is not written back by a late append. ARGV: 1
- * to replace the window, the window's length, its time to live, then the messages.
+ * active, or its user is being erased (KEYS[3]): an ended or erased session's window is not
+ * written back by a late append. ARGV: 1 to replace the window, the window's length, its time
+ * to live, then the messages.
  */
 const PUSH_WINDOW = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local held = redis.call('GET', KEYS[1])
 if held and cjson.decode(held).state ~= 'active' then return 0 end
 if ARGV[1] == '1' then redis.call('DEL', KEYS[2]) end
@@ -77,6 +84,11 @@ export class SessionHotState {
     return `engram:session:${tenant}/${id}`;
   }
 
+  /** Set while a user is being erased, and for a minute after. */
+  #erasingKey(tenant: string, userId: string): string {
+    return `engram:erasing:${tenant}/${userId}`;
+  }
+
   #ttl(session: SessionRow, now: number): number {
     return Math.max(1000, session.expiresAt - now + AFTER_EXPIRY_MS);
   }
@@ -107,8 +119,9 @@ export class SessionHotState {
       await withDeadline(
         this.#redis.eval(
           PUT_IF_NEWER,
-          1,
+          2,
           this.#key(session.tenant, session.id),
+          this.#erasingKey(session.tenant, session.userId),
           JSON.stringify(session),
           session.messageCount,
           session.lastActivityAt,
@@ -137,9 +150,10 @@ export class SessionHotState {
       await withDeadline(
         this.#redis.eval(
           PUSH_WINDOW,
-          2,
+          3,
           key,
           `${key}:w`,
+          this.#erasingKey(session.tenant, session.userId),
           replace ? '1' : '0',
           this.#window,
           this.#ttl(session, now),
@@ -153,14 +167,33 @@ export class SessionHotState {
   }
 
   /**
-   * Forgets erased sessions: their windows are deleted and their states replaced by a mark
-   * that no later write replaces (a late append or start on another instance), for a minute.
-   * False when Redis did not answer (the copies then last until their own expiry).
+   * Marks a user as being erased, before their sessions are listed: from then on no instance
+   * puts a copy of their sessions here (a start racing the erasure would otherwise leave one
+   * the listing missed). False when Redis did not answer.
    */
-  async erased(tenant: string, ids: string[]): Promise<boolean> {
-    if (ids.length === 0) return true;
+  async erasing(tenant: string, userId: string): Promise<boolean> {
+    try {
+      await withDeadline(
+        this.#redis.set(this.#erasingKey(tenant, userId), '1', 'PX', ERASING_MS),
+        this.#deadlineMs,
+      );
+      return true;
+    } catch {
+      this.failures++;
+      return false;
+    }
+  }
+
+  /**
+   * Forgets an erased user's sessions: their windows are deleted and their states replaced by
+   * a mark that no later write replaces, and the user stays marked for a minute more (late
+   * appends or starts on other instances). False when Redis did not answer (the copies then
+   * last until their own expiry).
+   */
+  async erased(tenant: string, userId: string, ids: string[]): Promise<boolean> {
     try {
       const tx = this.#redis.multi();
+      tx.set(this.#erasingKey(tenant, userId), '1', 'PX', AFTER_EXPIRY_MS);
       for (const id of ids) {
         const key = this.#key(tenant, id);
         tx.set(key, ERASED, 'PX', AFTER_EXPIRY_MS).del(`${key}:w`);

@@ -380,6 +380,8 @@ export class SessionService {
     await Promise.all([this.#activity.forget(tenant, userId), this.#models.forget(tenant, userId)]);
     const hot = this.#hot;
     if (!hot) return async () => undefined;
+    // Marked first: a copy put before the mark is of a session the listing below sees.
+    await hot.erasing(tenant, userId);
     const ids: string[] = [];
     let before: string | null = null;
     for (;;) {
@@ -389,7 +391,7 @@ export class SessionService {
       before = page[page.length - 1]?.id ?? null;
     }
     return async () => {
-      await hot.erased(tenant, ids);
+      await hot.erased(tenant, userId, ids);
     };
   }
 

@@ -14,10 +14,14 @@ import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createContext, type ServiceContext } from '../../src/context.ts';
+import { newMemoryId } from '../../src/memory/ids.ts';
+import { SessionHotState } from '../../src/sessions/session-hot-state.ts';
+import type { SessionRow } from '../../src/sessions/session-types.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { FakeClock, type TestApp, testApp } from '../helpers/app.ts';
 import { freePort } from '../helpers/redis-server.ts';
@@ -1135,6 +1139,46 @@ describe('sessions API: two instances sharing PostgreSQL and Redis', {
     assert.equal((await view(b, s.id)).source, 'redis');
     const erased = await a.call({ method: 'DELETE', url: `/v1/users/${user}` });
     expectStatus(erased, 200, 'erase');
+    // A copy put late, as a start that raced the erasure on another instance would (its session
+    // stored after the listing of the user's sessions, then erased): refused while the user is
+    // marked, though no tombstone names it.
+    const lateId = newMemoryId(Date.now(), Date.now());
+    const redis = new Redis(REDIS_URL);
+    const late = new SessionHotState(redis, 20, 1000);
+    const now = Date.now();
+    const row: SessionRow = {
+      tenant: 'acme',
+      id: lateId,
+      userId: user,
+      agentId: null,
+      state: 'active',
+      createdAt: now,
+      lastActivityAt: now + 1000,
+      expiresAt: now + 60_000,
+      endedAt: null,
+      timeoutMs: 60_000,
+      timeoutBasis: s.timeout.basis,
+      messageCount: 5,
+      summaryId: null,
+    };
+    try {
+      await late.put(row, now);
+      await late.pushWindow(
+        row,
+        [{ id: 'late', role: 'user', content: 'late words', at: now }],
+        now,
+      );
+      const window = await redis.exists(`engram:session:acme/${lateId}:w`);
+      assert.equal(window, 0, 'a window written back');
+    } finally {
+      late.close();
+    }
+    const lateGet = await b.call({
+      method: 'GET',
+      url: `/v1/sessions/${lateId}`,
+      headers: auth(b.key),
+    });
+    expectError(lateGet, 404, 'ENGRAM_SESSION_NOT_FOUND', 'a late copy of an erased session');
     for (const t of [a, b]) {
       const got = await t.call({
         method: 'GET',
