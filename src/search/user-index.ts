@@ -1,4 +1,5 @@
 import type { JsonObject, MemoryRow } from '../memory/memory-types.ts';
+import { decodedRecords } from './decoded-records.ts';
 import { grownCapacity, loose } from './growth.ts';
 import { IdTable } from './id-table.ts';
 import { entryOf, TermPostings } from './term-postings.ts';
@@ -141,6 +142,8 @@ export class UserIndex {
   /** Content, tags and metadata of each slot, UTF-8. */
   #records = Buffer.allocUnsafeSlow(FIRST_RECORD_BYTES);
   #recordBytes = 0;
+  /** The index's name in the table of decoded records (a new one when compaction renumbers). */
+  #arena = decodedRecords.arena();
   /** Id of each slot, and the slot of each held id. */
   #ids = new IdTable();
   /** Embedding of each slot, once some memory has one. */
@@ -326,9 +329,31 @@ export class UserIndex {
     return this.#extra(slot)[0];
   }
 
-  /** The memory in `slot` as the store gave it (access statistics as they are now), or null. */
+  /**
+   * The memory in `slot` as the store gave it (access statistics as they are now), or null. Its
+   * id and content come from the shared table of decoded records when they are there, and are
+   * kept in it when they are not: rows are built for answers, and answers recur.
+   */
   row(slot: number): MemoryRow | null {
     if (slot < 0 || slot >= this.#slots || !this.isLive(slot)) return null;
+    const e = decodedRecords.find(this.#arena, slot);
+    if (e >= 0) return this.#build(slot, decodedRecords.id(e), decodedRecords.content(e));
+    const row = this.#build(slot, this.#ids.id(slot), this.#content(slot));
+    decodedRecords.put(this.#arena, slot, row.id, row.content);
+    return row;
+  }
+
+  #content(slot: number): string {
+    const i = slot * INTS;
+    return this.#records.toString(
+      'utf8',
+      this.ints[i + RECORD_START] as number,
+      this.ints[i + RECORD_MIDDLE] as number,
+    );
+  }
+
+  /** The row of a live slot, with its id and content given. */
+  #build(slot: number, id: string, content: string): MemoryRow {
     const i = slot * INTS;
     const f = slot * NUMS;
     const ints = this.ints;
@@ -338,15 +363,11 @@ export class UserIndex {
     const expires = nums[f + EXPIRES] as number;
     return {
       tenant: this.#tenant as string,
-      id: this.#ids.id(slot),
+      id,
       userId: this.#userId as string,
       agentId: this.#string(ints[i + AGENT] as number),
       sessionId: this.#string(ints[i + SESSION] as number),
-      content: this.#records.toString(
-        'utf8',
-        ints[i + RECORD_START] as number,
-        ints[i + RECORD_MIDDLE] as number,
-      ),
+      content,
       kind: this.#string(ints[i + KIND] as number) as string,
       tags,
       metadata,
@@ -382,11 +403,10 @@ export class UserIndex {
     this.#ids.trim();
   }
 
-  /** Every held memory, as rows (for compaction and checks). */
+  /** Every held memory, as rows (for compaction and checks; not kept decoded). */
   *liveRows(): Generator<MemoryRow> {
     for (let s = 0; s < this.#slots; s++) {
-      const row = this.row(s);
-      if (row) yield row;
+      if (this.isLive(s)) yield this.#build(s, this.#ids.id(s), this.#content(s));
     }
   }
 
@@ -595,6 +615,7 @@ export class UserIndex {
     this.ints = fresh.ints;
     this.#records = fresh.#records;
     this.#recordBytes = fresh.#recordBytes;
+    this.#arena = fresh.#arena;
     this.#ids = fresh.#ids;
     this.#embeddings = fresh.#embeddings;
     this.#embeddingBytes = fresh.#embeddingBytes;

@@ -441,6 +441,58 @@ describe('UserIndex: compaction', () => {
     }
   });
 
+  it('answers each memory with its current id and content through updates and compactions', () => {
+    // Rows keep their decoded id and content in a table shared by every index: two indexes
+    // (with the same slot numbers), replaced and empty contents and compactions must never give
+    // one memory's text for another.
+    let seed = 777;
+    // The high bits (an LCG's low bits repeat with short periods).
+    const random = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return Math.floor((seed / 2 ** 31) * n);
+    };
+    const text = (): string =>
+      Array.from({ length: 1 + random(6) }, () => VOCAB[random(VOCAB.length)]).join(' ');
+    const users = [0, 1].map((u) => ({
+      index: new UserIndex(1),
+      live: new Map<string, MemoryRow>(),
+      u,
+    }));
+    const check = (user: (typeof users)[number]): void => {
+      // An empty query answers every live memory.
+      const answered = search(user.index, '', { k: 1_000 });
+      assert.equal(answered.length, user.live.size);
+      for (const { row } of answered) {
+        const held = user.live.get(row.id);
+        assert.ok(held, `user ${user.u}: ${row.id} is not live`);
+        assert.equal(row.content, held.content, `user ${user.u}: content of ${row.id}`);
+        assert.equal(row.version, held.version);
+      }
+    };
+    for (let n = 0; n < 150; n++) {
+      for (const user of users) {
+        const row = mem(n, `${user.u} ${text()}`);
+        user.index.upsert(row);
+        user.live.set(row.id, row);
+      }
+    }
+    for (let step = 0; step < 600; step++) {
+      const user = users[random(2)] as (typeof users)[number];
+      const held = [...user.live.values()];
+      const pick = held[random(held.length)] as MemoryRow;
+      const content = random(8) === 0 ? '' : `${user.u} ${text()}`;
+      const changed = random(3) === 0 ? deleted(pick) : next(pick, { content });
+      user.index.upsert(changed);
+      if (changed.deletedAt === null) user.live.set(changed.id, changed);
+      else user.live.delete(changed.id);
+      if (step % 10 === 0) for (const u of users) check(u);
+    }
+    for (const user of users) {
+      assert.ok(user.index.slots < 600, 'compacted');
+      check(user);
+    }
+  });
+
   it('keeps the out-of-order guard across a compaction', () => {
     const rows = Array.from({ length: 100 }, (_, n) => mem(n, `apple ${VOCAB[n % VOCAB.length]}`));
     const index = new UserIndex(1, rows);
