@@ -46,9 +46,6 @@ const UNSPACED =
 // "o'neil"). Marks alone (an emoji's variation selector, a stray accent) are no word.
 const WORD = /[\p{L}\p{N}][\p{L}\p{M}\p{N}]*(?:['’][\p{L}\p{M}\p{N}]+)*/gu;
 const ASCII_WORD = /^[a-z]+$/;
-// WORD restricted to ASCII: letters and digits, with inner apostrophes.
-const ASCII_WORDS = /[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*/g;
-const NOT_ASCII = /[\u0080-\uffff]/;
 
 const segmenter = new Intl.Segmenter(undefined, { granularity: 'word' });
 
@@ -76,9 +73,14 @@ export interface Token {
   term: string;
 }
 
-function pushWord(raw: string, out: Token[]): void {
-  let word = raw.toLowerCase();
-  if (word.includes("'") || word.includes('’')) {
+/**
+ * Folds one word as it is indexed: lower case, a short suffix after an apostrophe dropped, cut
+ * to {@link MAX_WORD}; pushed onto `out` unless it is empty or a stop word. `lower` and `plain`
+ * say what a scan already knows: the word has no upper case, no apostrophe.
+ */
+function pushWord(raw: string, out: string[], lower = false, plain = false): void {
+  let word = lower ? raw : raw.toLowerCase();
+  if (!plain && (word.includes("'") || word.includes('’'))) {
     const parts = word.split(/['’]/);
     // A short suffix is a possessive or a contraction ("caroline's" → caroline, "isn't" → isn,
     // a stop word); a longer one is part of a name ("o'neil" → oneil).
@@ -89,24 +91,55 @@ function pushWord(raw: string, out: Token[]): void {
   // Cut by code points, never inside a surrogate pair.
   if (word.length > MAX_WORD) word = Array.from(word).slice(0, MAX_WORD).join('');
   if (word.length === 0 || STOP_WORDS.has(word)) return;
-  out.push({ word, term: stemOf(word) });
+  out.push(word);
+}
+
+/** Whether a UTF-16 unit is an ASCII letter or digit. */
+function isAsciiAlnum(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
 }
 
 /**
- * Splits text into words (Unicode word boundaries), folds case and compatibility forms, drops
- * English stop words and stems English words (Porter). Returns tokens in text order.
+ * The folded words of an ASCII text, or null when the text is not ASCII. A word is WORD
+ * restricted to ASCII: a run of letters and digits, with inner apostrophes (each followed by a
+ * letter or digit). Found by a scan of the character codes: a regex match array per word and a
+ * separate test for non-ASCII took most of a short query's tokenizing.
  */
-export function tokenize(text: string): Token[] {
-  const out: Token[] = [];
-  if (!NOT_ASCII.test(text)) {
-    // ASCII text (most queries and memories): the same words, found by a byte-class regex,
-    // which is several times faster than the Unicode property classes.
-    ASCII_WORDS.lastIndex = 0;
-    for (let m = ASCII_WORDS.exec(text); m !== null; m = ASCII_WORDS.exec(text)) {
-      pushWord(m[0], out);
+function asciiWords(text: string): string[] | null {
+  const out: string[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) return null;
+    if (!isAsciiAlnum(c)) {
+      i++;
+      continue;
     }
-    return out;
+    const start = i;
+    let upper = c <= 90 && c >= 65;
+    let apostrophe = false;
+    // Every unit is seen here or by the outer loop: the first that ends the word is not taken.
+    for (i++; i < n; i++) {
+      const d = text.charCodeAt(i);
+      if (isAsciiAlnum(d)) {
+        if (d <= 90 && d >= 65) upper = true;
+      } else if (d === 39 && i + 1 < n && isAsciiAlnum(text.charCodeAt(i + 1))) {
+        apostrophe = true;
+      } else break;
+    }
+    pushWord(text.slice(start, i), out, !upper, !apostrophe);
   }
+  return out;
+}
+
+/** The folded words of a text (not stemmed), in text order; stop words left out. */
+function wordsOf(text: string): string[] {
+  // ASCII text (most queries and memories): a scan, several times faster than the Unicode
+  // property classes.
+  const ascii = asciiWords(text);
+  if (ascii !== null) return ascii;
+  const out: string[] = [];
   const source = text.normalize('NFKC');
   if (UNSPACED.test(source)) {
     for (const s of segmenter.segment(source)) {
@@ -119,7 +152,17 @@ export function tokenize(text: string): Token[] {
   return out;
 }
 
+/**
+ * Splits text into words (Unicode word boundaries), folds case and compatibility forms, drops
+ * English stop words and stems English words (Porter). Returns tokens in text order.
+ */
+export function tokenize(text: string): Token[] {
+  return wordsOf(text).map((word) => ({ word, term: stemOf(word) }));
+}
+
 /** The index terms of a text (stems, in text order, repeated as often as they occur). */
 export function termsOf(text: string): string[] {
-  return tokenize(text).map((t) => t.term);
+  const words = wordsOf(text);
+  for (let i = 0; i < words.length; i++) words[i] = stemOf(words[i] as string);
+  return words;
 }
