@@ -47,7 +47,7 @@ const ALL = [
   'test/unit/search-signals.test.ts',
   'test/unit/term-postings.test.ts',
   'test/unit/id-table.test.ts',
-  'test/unit/decoded-records.test.ts',
+  'test/unit/answered-rows.test.ts',
   'test/unit/search-index.test.ts',
   'test/unit/index-cache.test.ts',
   'test/unit/timeout-model.test.ts',

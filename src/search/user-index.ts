@@ -1,5 +1,5 @@
 import type { JsonObject, MemoryRow } from '../memory/memory-types.ts';
-import { decodedRecords } from './decoded-records.ts';
+import { answeredRows } from './answered-rows.ts';
 import { grownCapacity, loose } from './growth.ts';
 import { IdTable } from './id-table.ts';
 import { entryOf, TermPostings } from './term-postings.ts';
@@ -74,6 +74,11 @@ const RECORD_BYTES_PER_MEMORY = 192;
 // and per memory its share of the session and pinned maps (the ids are in an IdTable, off the
 // heap). Fitted to 60 and 1,200 indexes built from the soak's data (59,498 and 124,822 LoCoMo
 // memories): 2.3 KB per index and 19 B per memory of V8 heap beyond the arrays.
+/**
+ * Longest record (content, tags and metadata, UTF-8 bytes) whose row is held once answered: the
+ * table of answered rows holds at most ≈ 4,096 × 3 KiB of strings and objects.
+ */
+const MOST_HELD = 1024;
 /** Estimated heap bytes of an empty index. */
 const INDEX_BYTES = 2_300;
 /** Estimated heap bytes per memory. */
@@ -142,8 +147,8 @@ export class UserIndex {
   /** Content, tags and metadata of each slot, UTF-8. */
   #records = Buffer.allocUnsafeSlow(FIRST_RECORD_BYTES);
   #recordBytes = 0;
-  /** The index's name in the table of decoded records (a new one when compaction renumbers). */
-  #arena = decodedRecords.arena();
+  /** The index's name in the table of answered rows (a new one when compaction renumbers). */
+  #arena = answeredRows.arena();
   /** Id of each slot, and the slot of each held id. */
   #ids = new IdTable();
   /** Embedding of each slot, once some memory has one. */
@@ -330,17 +335,35 @@ export class UserIndex {
   }
 
   /**
-   * The memory in `slot` as the store gave it (access statistics as they are now), or null. Its
-   * id and content come from the shared table of decoded records when they are there, and are
-   * kept in it when they are not: rows are built for answers, and answers recur.
+   * The memory in `slot` as the store gave it (access statistics as they are now), or null: a
+   * row shared with other answers, not to be changed. Rows are built for answers, and answers
+   * recur: a built row is held in the shared table of answered rows (when its record is short),
+   * and given again while its access statistics are unchanged.
    */
   row(slot: number): MemoryRow | null {
     if (slot < 0 || slot >= this.#slots || !this.isLive(slot)) return null;
-    const e = decodedRecords.find(this.#arena, slot);
-    if (e >= 0) return this.#build(slot, decodedRecords.id(e), decodedRecords.content(e));
-    const row = this.#build(slot, this.#ids.id(slot), this.#content(slot));
-    decodedRecords.put(this.#arena, slot, row.id, row.content);
+    const held = answeredRows.find(this.#arena, slot);
+    if (held !== null && this.#current(slot, held)) return held;
+    const row =
+      held === null
+        ? this.#build(slot, this.#ids.id(slot), this.#content(slot), ...this.#extra(slot))
+        : this.#build(slot, held.id, held.content, held.tags, held.metadata);
+    const i = slot * INTS;
+    if (
+      (this.ints[i + RECORD_END] as number) - (this.ints[i + RECORD_START] as number) <=
+      MOST_HELD
+    )
+      answeredRows.put(this.#arena, slot, row);
     return row;
+  }
+
+  /** Whether a row of `slot` built earlier has its access statistics as they are now. */
+  #current(slot: number, row: MemoryRow): boolean {
+    const last = this.nums[slot * NUMS + LAST_ACCESS] as number;
+    return (
+      row.accessCount === this.ints[slot * INTS + ACCESSES] &&
+      (Number.isNaN(last) ? row.lastAccessedAt === null : row.lastAccessedAt === last)
+    );
   }
 
   #content(slot: number): string {
@@ -352,13 +375,18 @@ export class UserIndex {
     );
   }
 
-  /** The row of a live slot, with its id and content given. */
-  #build(slot: number, id: string, content: string): MemoryRow {
+  /** The row of a live slot, with its id, content, tags and metadata given. */
+  #build(
+    slot: number,
+    id: string,
+    content: string,
+    tags: string[],
+    metadata: JsonObject,
+  ): MemoryRow {
     const i = slot * INTS;
     const f = slot * NUMS;
     const ints = this.ints;
     const nums = this.nums;
-    const [tags, metadata] = this.#extra(slot);
     const lastAccess = nums[f + LAST_ACCESS] as number;
     const expires = nums[f + EXPIRES] as number;
     return {
@@ -406,7 +434,8 @@ export class UserIndex {
   /** Every held memory, as rows (for compaction and checks; not kept decoded). */
   *liveRows(): Generator<MemoryRow> {
     for (let s = 0; s < this.#slots; s++) {
-      if (this.isLive(s)) yield this.#build(s, this.#ids.id(s), this.#content(s));
+      if (this.isLive(s))
+        yield this.#build(s, this.#ids.id(s), this.#content(s), ...this.#extra(s));
     }
   }
 

@@ -441,10 +441,10 @@ describe('UserIndex: compaction', () => {
     }
   });
 
-  it('answers each memory with its current id and content through updates and compactions', () => {
-    // Rows keep their decoded id and content in a table shared by every index: two indexes
-    // (with the same slot numbers), replaced and empty contents and compactions must never give
-    // one memory's text for another.
+  it('answers each memory as it is now through updates, accesses and compactions', () => {
+    // Answered rows are held in a table shared by every index: two indexes (with the same slot
+    // numbers), replaced, empty and long contents, tags and metadata, accesses and compactions
+    // must never give one memory's fields for another, or stale access statistics.
     let seed = 777;
     // The high bits (an LCG's low bits repeat with short periods).
     const random = (n: number): number => {
@@ -453,6 +453,15 @@ describe('UserIndex: compaction', () => {
     };
     const text = (): string =>
       Array.from({ length: 1 + random(6) }, () => VOCAB[random(VOCAB.length)]).join(' ');
+    const fields = (u: number): Partial<MemoryRow> => {
+      const kind = random(8);
+      if (kind === 0) return { content: '' };
+      // Past the length of rows the table holds.
+      if (kind === 1) return { content: `${u} ${text()} ${'x'.repeat(1_100)}` };
+      if (kind === 2)
+        return { content: `${u} ${text()}`, tags: [text()], metadata: { n: random(9) } };
+      return { content: `${u} ${text()}`, tags: [], metadata: {} };
+    };
     const users = [0, 1].map((u) => ({
       index: new UserIndex(1),
       live: new Map<string, MemoryRow>(),
@@ -465,26 +474,32 @@ describe('UserIndex: compaction', () => {
       for (const { row } of answered) {
         const held = user.live.get(row.id);
         assert.ok(held, `user ${user.u}: ${row.id} is not live`);
-        assert.equal(row.content, held.content, `user ${user.u}: content of ${row.id}`);
-        assert.equal(row.version, held.version);
+        assert.deepEqual(row, held, `user ${user.u}: ${row.id}`);
       }
     };
     for (let n = 0; n < 150; n++) {
       for (const user of users) {
-        const row = mem(n, `${user.u} ${text()}`);
+        const row = mem(n, '', fields(user.u));
         user.index.upsert(row);
         user.live.set(row.id, row);
       }
     }
-    for (let step = 0; step < 600; step++) {
+    for (let step = 0; step < 900; step++) {
       const user = users[random(2)] as (typeof users)[number];
       const held = [...user.live.values()];
       const pick = held[random(held.length)] as MemoryRow;
-      const content = random(8) === 0 ? '' : `${user.u} ${text()}`;
-      const changed = random(3) === 0 ? deleted(pick) : next(pick, { content });
-      user.index.upsert(changed);
-      if (changed.deletedAt === null) user.live.set(changed.id, changed);
-      else user.live.delete(changed.id);
+      const op = random(3);
+      if (op === 0) {
+        // An access: statistics change in place, the version stays.
+        const at = NOW + step * 1_000;
+        user.index.touch(pick.id, at);
+        user.live.set(pick.id, { ...pick, accessCount: pick.accessCount + 1, lastAccessedAt: at });
+      } else {
+        const changed = op === 1 && held.length > 20 ? deleted(pick) : next(pick, fields(user.u));
+        user.index.upsert(changed);
+        if (changed.deletedAt === null) user.live.set(changed.id, changed);
+        else user.live.delete(changed.id);
+      }
       if (step % 10 === 0) for (const u of users) check(u);
     }
     for (const user of users) {
