@@ -552,7 +552,7 @@ export class UserIndex {
     this.#recordBytes = end;
   }
 
-  /** Tags and metadata of the slot (fresh objects: callers may keep them). */
+  /** Tags and metadata of the slot, parsed from its record (new objects each time). */
   #extra(slot: number): [string[], JsonObject] {
     const i = slot * INTS;
     const middle = this.ints[i + RECORD_MIDDLE] as number;
