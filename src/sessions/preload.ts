@@ -95,8 +95,11 @@ function scan(index: UserIndex, now: number): Pick<Candidates, 'summary' | 'impo
   let summary = -1;
   const important = new TopK(PRELOAD_LIMITS.important);
   const recent = new TopK(PRELOAD_LIMITS.recent);
-  // Read from the index's columns: a memory is built as a row only when it is chosen.
-  for (let s = 0; s < index.slots; s++) {
+  // Read from the index's columns: a memory is built as a row only when it is chosen. Newest
+  // slots first: most later offers to `recent` then fall below its k-th and leave the heap
+  // alone (oldest first, every offer entered it: a sift per memory of a big user). TopK breaks
+  // ties by slot, so the order does not change what is chosen.
+  for (let s = index.slots - 1; s >= 0; s--) {
     if (!index.isLive(s) || index.expired(s, now)) continue;
     if (index.kind(s) === 'summary' && (summary < 0 || index.id(s) > index.id(summary))) {
       summary = s;
