@@ -69,16 +69,16 @@ const FIRST_RECORD_BYTES = 512;
  * ≈ 155 B; a longer text grows the arena, a shorter one is trimmed).
  */
 const RECORD_BYTES_PER_MEMORY = 192;
-
-// Heap an index takes beyond its typed arrays: the object, its maps and its arrays' objects,
-// and per memory its share of the session and pinned maps (the ids are in an IdTable, off the
-// heap). Fitted to 60 and 1,200 indexes built from the soak's data (59,498 and 124,822 LoCoMo
-// memories): 2.3 KB per index and 19 B per memory of V8 heap beyond the arrays.
 /**
  * Longest record (content, tags and metadata, UTF-8 bytes) whose row is held once answered: the
  * table of answered rows holds at most ≈ 4,096 × 3 KiB of strings and objects.
  */
 const MOST_HELD = 1024;
+
+// Heap an index takes beyond its typed arrays: the object, its maps and its arrays' objects,
+// and per memory its share of the session and pinned maps (the ids are in an IdTable, off the
+// heap). Fitted to 60 and 1,200 indexes built from the soak's data (59,498 and 124,822 LoCoMo
+// memories): 2.3 KB per index and 19 B per memory of V8 heap beyond the arrays.
 /** Estimated heap bytes of an empty index. */
 const INDEX_BYTES = 2_300;
 /** Estimated heap bytes per memory. */
