@@ -431,7 +431,7 @@ export class UserIndex {
     this.#ids.trim();
   }
 
-  /** Every held memory, as rows (for compaction and checks; not kept decoded). */
+  /** Every held memory, as rows (for compaction and checks; not held as answered rows). */
   *liveRows(): Generator<MemoryRow> {
     for (let s = 0; s < this.#slots; s++) {
       if (this.isLive(s))
