@@ -133,6 +133,7 @@ export async function createContext(
     // An erasure is no activity of the user (it would be written back after it), and their
     // reads have nothing left to refresh.
     if (!erased) reads?.afterWrite(tenant, [...byScope.values()]);
+    else for (const user of byScope.values()) search.forget(tenant, user);
   };
   const memories = new MemoryService(store, clock, idempotency, {
     deleteGraceMs: config.deleteGraceMs,

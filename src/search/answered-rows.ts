@@ -38,6 +38,26 @@ export class AnsweredRows {
     return this.#arenas[e] === arena && this.#slots[e] === slot ? (this.#rows[e] ?? null) : null;
   }
 
+  /**
+   * Lets go of every held row of a user (their erasure): an erased user's content must not
+   * stay in memory until other rows happen to take its entries.
+   */
+  forget(tenant: string, userId: string): void {
+    for (let e = 0; e < this.#rows.length; e++) {
+      const row = this.#rows[e];
+      if (row?.tenant !== tenant || row.userId !== userId) continue;
+      this.#rows[e] = null;
+      this.#arenas[e] = -1;
+    }
+  }
+
+  /** How many rows of a user are held (for checks). */
+  heldOf(tenant: string, userId: string): number {
+    let n = 0;
+    for (const row of this.#rows) if (row?.tenant === tenant && row.userId === userId) n++;
+    return n;
+  }
+
   /** Holds the row of `slot` of `arena` (in place of the entry's last one). */
   put(arena: number, slot: number, row: MemoryRow): void {
     const e = position(arena, slot);

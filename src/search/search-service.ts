@@ -8,6 +8,7 @@ import type { Store } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
 import { yieldToLoop } from '../util/yield.ts';
 import type { AccessRecorder } from './access-recorder.ts';
+import { answeredRows } from './answered-rows.ts';
 import type { Embedder } from './embedder.ts';
 import { DEFAULT_WEIGHTS, type FusionMethod, type Weights } from './fusion.ts';
 import type { BuildCause, IndexCache } from './index-cache.ts';
@@ -343,5 +344,10 @@ export class SearchService {
     const scope = userScope(tenant, userId);
     this.#duringBuild.get(scope)?.push({ rows, bump });
     this.#indexes.afterWrite(scope, rows, bump);
+  }
+
+  /** After a user's erasure: the rows of theirs that answers built are let go too. */
+  forget(tenant: string, userId: string): void {
+    answeredRows.forget(tenant, userId);
   }
 }

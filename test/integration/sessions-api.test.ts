@@ -20,6 +20,7 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createContext, type ServiceContext } from '../../src/context.ts';
 import { newMemoryId } from '../../src/memory/ids.ts';
+import { answeredRows } from '../../src/search/answered-rows.ts';
 import { SessionHotState } from '../../src/sessions/session-hot-state.ts';
 import type { SessionRow } from '../../src/sessions/session-types.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
@@ -613,6 +614,10 @@ describe('sessions API: routes (SQLite)', () => {
     const s = (await start(t, { userId: user })).session;
     clock.advance(5 * SECOND);
     await append(t, s.id, [{ role: 'user', content: 'remember the blue door' }]);
+    // A search answered from the user's index: its rows are held for the next answers.
+    const found = await search(t, user, { query: 'blue door' });
+    assert.equal(found.items[0]?.content, 'remember the blue door');
+    assert.ok(answeredRows.heldOf('acme', user) > 0, 'rows held after the search');
     // The model and the activity are still in the write-behind buffers (not flushed).
     const erased = await t.call({ method: 'DELETE', url: `/v1/users/${user}` });
     expectStatus(erased, 200, 'erase');
@@ -626,6 +631,8 @@ describe('sessions API: routes (SQLite)', () => {
     );
     const got = await t.call({ method: 'GET', url: `/v1/sessions/${s.id}` });
     expectError(got, 404, 'ENGRAM_SESSION_NOT_FOUND', 'an erased session');
+    // Nor are their memories' rows kept in memory for answers.
+    assert.equal(answeredRows.heldOf('acme', user), 0, 'rows of an erased user held');
   });
 
   it('404 ENGRAM_SESSION_NOT_FOUND for unknown ids and for another tenant', async () => {

@@ -20,6 +20,29 @@ describe('AnsweredRows', () => {
     assert.equal(table.find(a, 13), null);
   });
 
+  it('forgets every row of one user (their erasure), and only theirs', () => {
+    const table = new AnsweredRows();
+    const a = table.arena();
+    const b = table.arena();
+    const of = (tenant: string, userId: string, id: string): MemoryRow =>
+      memoryRow({ tenant, userId, id, content: id });
+    for (let slot = 0; slot < 50; slot++) {
+      table.put(a, slot, of('acme', 'ann', `ann-${slot}`));
+      table.put(b, slot, of('acme', 'bob', `bob-${slot}`));
+    }
+    // The same user name in another tenant is another user.
+    const c = table.arena();
+    table.put(c, 0, of('other', 'ann', 'other-ann'));
+    const annHeld = table.heldOf('acme', 'ann');
+    const bobHeld = table.heldOf('acme', 'bob');
+    assert.ok(annHeld > 40 && bobHeld > 40, `${annHeld}, ${bobHeld}`);
+    table.forget('acme', 'ann');
+    assert.equal(table.heldOf('acme', 'ann'), 0);
+    for (let slot = 0; slot < 50; slot++) assert.equal(table.find(a, slot), null);
+    assert.equal(table.heldOf('acme', 'bob'), bobHeld);
+    assert.equal(table.find(c, 0)?.id, 'other-ann');
+  });
+
   it('holds at most one row per position: a later slot takes the place of an earlier one', () => {
     const table = new AnsweredRows();
     const arena = table.arena();
