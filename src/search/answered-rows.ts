@@ -38,6 +38,14 @@ export class AnsweredRows {
     return this.#arenas[e] === arena && this.#slots[e] === slot ? (this.#rows[e] ?? null) : null;
   }
 
+  /** Lets go of the row of `slot` of `arena`, if held (a version replaced or deleted). */
+  drop(arena: number, slot: number): void {
+    const e = position(arena, slot);
+    if (this.#arenas[e] !== arena || this.#slots[e] !== slot) return;
+    this.#rows[e] = null;
+    this.#arenas[e] = -1;
+  }
+
   /**
    * Lets go of every held row of a user (their erasure): an erased user's content must not
    * stay in memory until other rows happen to take its entries.

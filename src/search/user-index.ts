@@ -603,8 +603,11 @@ export class UserIndex {
   }
 
   #clear(slot: number): void {
-    const row = this.row(slot);
-    if (!row) return;
+    if (!this.isLive(slot)) return;
+    // Built apart from the table of answered rows, and its held row let go: the replaced or
+    // deleted version is never answered again.
+    const row = this.#build(slot, this.#ids.id(slot), this.#content(slot), ...this.#extra(slot));
+    answeredRows.drop(this.#arena, slot);
     const ints = this.ints;
     const i = slot * INTS;
     // The row is the one indexed (only access statistics change in place): its terms again.

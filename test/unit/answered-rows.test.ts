@@ -20,6 +20,17 @@ describe('AnsweredRows', () => {
     assert.equal(table.find(a, 13), null);
   });
 
+  it('drops the row of one slot, and leaves the others', () => {
+    const table = new AnsweredRows();
+    const arena = table.arena();
+    table.put(arena, 3, rowOf('three'));
+    table.put(arena, 4, rowOf('four'));
+    table.drop(arena, 3);
+    table.drop(table.arena(), 4);
+    assert.equal(table.find(arena, 3), null);
+    assert.equal(table.find(arena, 4)?.id, 'four');
+  });
+
   it('forgets every row of one user (their erasure), and only theirs', () => {
     const table = new AnsweredRows();
     const a = table.arena();

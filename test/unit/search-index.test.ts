@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { MemoryRow } from '../../src/memory/memory-types.ts';
+import { answeredRows } from '../../src/search/answered-rows.ts';
 import { DEFAULT_WEIGHTS, SIGNALS, type Weights } from '../../src/search/fusion.ts';
 import {
   DEFAULT_TEXT_RANKING,
@@ -506,6 +507,24 @@ describe('UserIndex: compaction', () => {
       assert.ok(user.index.slots < 600, 'compacted');
       check(user);
     }
+  });
+
+  it('lets go of the held row of a replaced or deleted memory', () => {
+    const user = 'held-rows-user';
+    const v1 = mem(1, 'apple pie', { userId: user });
+    const other = mem(2, 'apple tart', { userId: user });
+    const index = new UserIndex(1, [v1, other]);
+    // Both answered: both rows held.
+    assert.equal(search(index, 'apple').length, 2);
+    assert.equal(answeredRows.heldOf('tenant', user), 2);
+    index.upsert(next(v1, { content: 'cherry pie' }));
+    assert.equal(answeredRows.heldOf('tenant', user), 1, 'the replaced version let go');
+    index.upsert(deleted(other));
+    assert.equal(answeredRows.heldOf('tenant', user), 0, 'the deleted memory let go');
+    assert.deepEqual(
+      search(index, 'pie').map((r) => r.row.content),
+      ['cherry pie'],
+    );
   });
 
   it('keeps the out-of-order guard across a compaction', () => {
