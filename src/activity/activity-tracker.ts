@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { userScope } from '../cache/cache-keys.ts';
 import type { ActivityDelta } from '../memory/memory-types.ts';
 import type { Store } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
@@ -31,7 +32,7 @@ export class ActivityTracker {
   /** Notes one request of a user (hot path: a map lookup and an increment). */
   touch(tenant: string, userId: string): void {
     const now = this.#clock.now();
-    const delta = this.#buffer.entry(`${tenant}/${userId}`, () => ({
+    const delta = this.#buffer.entry(userScope(tenant, userId), () => ({
       tenant,
       userId,
       lastSeenAt: now,
@@ -44,7 +45,7 @@ export class ActivityTracker {
 
   /** Drops a user's unwritten activity (they are being erased); see {@link WriteBehind.drop}. */
   forget(tenant: string, userId: string): Promise<void> {
-    return this.#buffer.drop(`${tenant}/${userId}`);
+    return this.#buffer.drop(userScope(tenant, userId));
   }
 
   /** Writes the buffered activity; concurrent calls share one write. */

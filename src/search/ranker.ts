@@ -404,6 +404,15 @@ function weightedBest(
   scale: number,
   o: RankOptions,
 ): Array<{ slot: number; score: number }> {
+  const top = new TopK(o.k);
+  if (count <= 2 * o.k) {
+    // Few candidates (a small user's): scoring them all is cheaper than the bounds' upkeep.
+    for (let i = 0; i < count; i++) {
+      const s = kept[i] as number;
+      top.offer(s, weightedScore(index, s, (texts[i] as number) * scale, o));
+    }
+    return top.sorted();
+  }
   const w = o.weights;
   // The most the signals other than text can add to an unpinned memory: recency is at most 1,
   // importance and use at most those of the index's bounds.
@@ -414,15 +423,6 @@ function weightedBest(
     (o.queryVector !== null ? Math.max(0, w.vector) : 0);
   // A pinned memory may add the pinned weight on top.
   const pinnedBonus = index.pinned.size > 0 ? Math.max(0, w.pinned) : 0;
-  const top = new TopK(o.k);
-  if (count <= 2 * o.k) {
-    // Few candidates (a small user's): scoring them all is cheaper than the bounds' upkeep.
-    for (let i = 0; i < count; i++) {
-      const s = kept[i] as number;
-      top.offer(s, weightedScore(index, s, (texts[i] as number) * scale, o));
-    }
-    return top.sorted();
-  }
   const byText = new TopK(o.k);
   // By position in `kept`: the text score not normalized orders the candidates as well.
   for (let i = 0; i < count; i++) byText.offer(i, texts[i] as number);

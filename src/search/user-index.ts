@@ -346,7 +346,7 @@ export class UserIndex {
     if (held !== null && this.#current(slot, held)) return held;
     const row =
       held === null
-        ? this.#build(slot, this.#ids.id(slot), this.#content(slot), ...this.#extra(slot))
+        ? this.#fresh(slot)
         : this.#build(slot, held.id, held.content, held.tags, held.metadata);
     const i = slot * INTS;
     if (
@@ -364,6 +364,11 @@ export class UserIndex {
       row.accessCount === this.ints[slot * INTS + ACCESSES] &&
       (Number.isNaN(last) ? row.lastAccessedAt === null : row.lastAccessedAt === last)
     );
+  }
+
+  /** The row of a live slot built from its columns and record, not held. */
+  #fresh(slot: number): MemoryRow {
+    return this.#build(slot, this.#ids.id(slot), this.#content(slot), ...this.#extra(slot));
   }
 
   #content(slot: number): string {
@@ -434,8 +439,7 @@ export class UserIndex {
   /** Every held memory, as rows (for compaction and checks; not held as answered rows). */
   *liveRows(): Generator<MemoryRow> {
     for (let s = 0; s < this.#slots; s++) {
-      if (this.isLive(s))
-        yield this.#build(s, this.#ids.id(s), this.#content(s), ...this.#extra(s));
+      if (this.isLive(s)) yield this.#fresh(s);
     }
   }
 
@@ -606,7 +610,7 @@ export class UserIndex {
     if (!this.isLive(slot)) return;
     // Built apart from the table of answered rows, and its held row let go: the replaced or
     // deleted version is never answered again.
-    const row = this.#build(slot, this.#ids.id(slot), this.#content(slot), ...this.#extra(slot));
+    const row = this.#fresh(slot);
     answeredRows.drop(this.#arena, slot);
     const ints = this.ints;
     const i = slot * INTS;
