@@ -34,6 +34,7 @@ const ALL = [
   'test/unit/vector.test.ts',
   'test/unit/wal-sync.test.ts',
   'test/unit/write-behind.test.ts',
+  'test/unit/sort-in-steps.test.ts',
   'test/unit/wal-checkpointer.test.ts',
   'test/unit/heap-growth.test.ts',
   'test/unit/cached-embedder.test.ts',

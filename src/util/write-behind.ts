@@ -1,3 +1,4 @@
+import { sortInSteps } from './sort-in-steps.ts';
 import { yieldToLoop } from './yield.ts';
 
 /** What a {@link WriteBehind} needs: how to write a batch and what to do when it fails. */
@@ -111,10 +112,11 @@ export class WriteBehind<V, K = string> {
 
   async #write(paced: boolean): Promise<void> {
     if (this.#buffer.size === 0) return;
-    const entries = [...this.#buffer.values()];
+    const buffered = [...this.#buffer.values()];
     this.#buffer = new Map();
     const { batchSize, compare, intervalMs, spread = 0 } = this.#options;
-    if (compare) entries.sort(compare);
+    // Entries buffered while the sort yields go into the new buffer: these are not changed.
+    const entries = compare ? await sortInSteps(buffered, compare) : buffered;
     const batches = Math.ceil(entries.length / batchSize);
     const pauseMs = paced ? Math.min(MAX_PAUSE_MS, (intervalMs * spread) / batches) : 0;
     let written = 0;
