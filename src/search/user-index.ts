@@ -337,8 +337,8 @@ export class UserIndex {
   /**
    * The memory in `slot` as the store gave it (access statistics as they are now), or null: a
    * row shared with other answers, not to be changed. Rows are built for answers, and answers
-   * recur: a built row is held in the shared table of answered rows (when its record is short),
-   * and given again while its access statistics are unchanged.
+   * recur: a built row is held in the shared table of answered rows from its second answer
+   * (when its record is short), and given again while its access statistics are unchanged.
    */
   row(slot: number): MemoryRow | null {
     if (slot < 0 || slot >= this.#slots || !this.isLive(slot)) return null;
@@ -351,7 +351,9 @@ export class UserIndex {
     const i = slot * INTS;
     if (
       (this.ints[i + RECORD_END] as number) - (this.ints[i + RECORD_START] as number) <=
-      MOST_HELD
+        MOST_HELD &&
+      // A held row rebuilt for new access statistics stays held; a new one from its second answer.
+      (held !== null || answeredRows.admit(this.#arena, slot))
     )
       answeredRows.put(this.#arena, slot, row);
     return row;

@@ -54,6 +54,23 @@ describe('AnsweredRows', () => {
     assert.equal(table.find(c, 0)?.id, 'other-ann');
   });
 
+  it('admits a key on its second answer, and a key answered in between makes it start over', () => {
+    const table = new AnsweredRows();
+    const arena = table.arena();
+    assert.equal(table.admit(arena, 7), false, 'first answer');
+    assert.equal(table.admit(arena, 7), true, 'second answer');
+    assert.equal(table.admit(table.arena(), 7), false, 'same slot, another arena');
+    // Other slots answered once each: the one sharing slot 7's position takes its note, and
+    // slot 7's next answer counts as a first again (noting it once more).
+    let rival = 8;
+    for (; rival < 100_000; rival++) {
+      table.admit(arena, rival);
+      if (!table.admit(arena, 7)) break;
+    }
+    assert.ok(rival < 100_000, 'a colliding slot was found');
+    assert.equal(table.admit(arena, 7), true, 'noted again: the next answer is a second');
+  });
+
   it('holds at most one row per position: a later slot takes the place of an earlier one', () => {
     const table = new AnsweredRows();
     const arena = table.arena();

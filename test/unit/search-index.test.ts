@@ -514,7 +514,9 @@ describe('UserIndex: compaction', () => {
     const v1 = mem(1, 'apple pie', { userId: user });
     const other = mem(2, 'apple tart', { userId: user });
     const index = new UserIndex(1, [v1, other]);
-    // Both answered: both rows held.
+    // Both answered twice: both rows held (a row is held from its second answer).
+    assert.equal(search(index, 'apple').length, 2);
+    assert.equal(answeredRows.heldOf('tenant', user), 0, 'not held after one answer');
     assert.equal(search(index, 'apple').length, 2);
     assert.equal(answeredRows.heldOf('tenant', user), 2);
     index.upsert(next(v1, { content: 'cherry pie' }));
