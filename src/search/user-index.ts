@@ -343,17 +343,19 @@ export class UserIndex {
   row(slot: number): MemoryRow | null {
     if (slot < 0 || slot >= this.#slots || !this.isLive(slot)) return null;
     const held = answeredRows.find(this.#arena, slot);
-    if (held !== null && this.#current(slot, held)) return held;
-    const row =
-      held === null
-        ? this.#fresh(slot)
-        : this.#build(slot, held.id, held.content, held.tags, held.metadata);
+    if (held !== null) {
+      if (this.#current(slot, held)) return held;
+      // New access statistics (every answer counts one): a new row around the held strings.
+      // The held row stays as it is: replacing it at every answer made each one outlive a
+      // scavenge or two in the table and die in the old generation.
+      return this.#build(slot, held.id, held.content, held.tags, held.metadata);
+    }
+    const row = this.#fresh(slot);
     const i = slot * INTS;
     if (
       (this.ints[i + RECORD_END] as number) - (this.ints[i + RECORD_START] as number) <=
         MOST_HELD &&
-      // A held row rebuilt for new access statistics stays held; a new one from its second answer.
-      (held !== null || answeredRows.admit(this.#arena, slot))
+      answeredRows.admit(this.#arena, slot)
     )
       answeredRows.put(this.#arena, slot, row);
     return row;
