@@ -69,7 +69,15 @@ export class IndexCache {
   constructor(maxBytes: number) {
     this.#lru =
       maxBytes > 0
-        ? new LRUCache({ maxSize: maxBytes, sizeCalculation: (i) => Math.max(1, i.bytes) })
+        ? new LRUCache({
+            maxSize: maxBytes,
+            sizeCalculation: (i) => Math.max(1, i.bytes),
+            // Pushed out, or replaced by a newer build: retired. Not on 'delete': afterWrite
+            // deletes and sets the same index again to take its new size.
+            dispose: (index, _scope, reason) => {
+              if (reason === 'evict' || reason === 'set') index.retire();
+            },
+          })
         : null;
   }
 
@@ -151,6 +159,7 @@ export class IndexCache {
     const index = this.#lru?.peek(scope);
     if (!index) return;
     if (!bump?.contiguous || bump.previous !== index.version || rows.length === 0) {
+      index.retire();
       this.#lru?.delete(scope);
       this.counters.drops++;
       return;

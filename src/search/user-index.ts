@@ -149,6 +149,8 @@ export class UserIndex {
   #recordBytes = 0;
   /** The index's name in the table of answered rows (a new one when compaction renumbers). */
   #arena = answeredRows.arena();
+  /** Set once the index cache let go of the index ({@link retire}). */
+  #retired = false;
   /** Id of each slot, and the slot of each held id. */
   #ids = new IdTable();
   /** Embedding of each slot, once some memory has one. */
@@ -355,10 +357,21 @@ export class UserIndex {
     if (
       (this.ints[i + RECORD_END] as number) - (this.ints[i + RECORD_START] as number) <=
         MOST_HELD &&
+      !this.#retired &&
       answeredRows.admit(this.#arena, slot)
     )
       answeredRows.put(this.#arena, slot, row);
     return row;
+  }
+
+  /**
+   * Marks the index as let go by the index cache (dropped after a write, an erasure, evicted or
+   * replaced): it still answers a search that already holds it, but holds no more rows in the
+   * shared table. Without it, a search running through a user's erasure could hold a row of
+   * theirs after the erasure let go of their rows, until another row took its entry.
+   */
+  retire(): void {
+    this.#retired = true;
   }
 
   /** Whether a row of `slot` built earlier has its access statistics as they are now. */

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { answeredRows } from '../../src/search/answered-rows.ts';
 import { DEFAULT_BYTES_PER_MEMORY, IndexCache } from '../../src/search/index-cache.ts';
 import { UserIndex } from '../../src/search/user-index.ts';
 import { memoryRow } from '../helpers/rows.ts';
@@ -122,5 +123,51 @@ describe('IndexCache: writes', () => {
     assert.equal(tight.get('u:b', 1), undefined);
     assert.equal(tight.get('u:a', 2), held);
     assert.ok(tight.stats.bytes <= budget);
+  });
+});
+
+describe('IndexCache: indexes it lets go of', () => {
+  /** Answers every memory of the index twice (a row is held from its second answer). */
+  const answerAll = (index: UserIndex) => {
+    for (let round = 0; round < 2; round++) for (let s = 0; s < index.slots; s++) index.row(s);
+  };
+  const held = (user: string) => answeredRows.heldOf('acme', user);
+
+  it('retires an index dropped, evicted or replaced: a search still holding it holds no rows', () => {
+    const cache = new IndexCache(10 ** 9);
+    const dropped = indexOf('retired-drop', 5);
+    cache.set('u:drop', dropped);
+    // No version move known (as at an erasure): dropped.
+    cache.afterWrite('u:drop', [], undefined);
+    answerAll(dropped);
+    assert.equal(held('retired-drop'), 0);
+
+    const first = indexOf('retired-replaced', 5);
+    cache.set('u:replaced', first);
+    cache.set('u:replaced', indexOf('retired-replaced', 5));
+    answerAll(first);
+    assert.equal(held('retired-replaced'), 0);
+
+    const evicted = indexOf('retired-evicted', 5);
+    const kept = indexOf('kept-after-eviction', 5);
+    const small = new IndexCache(Math.floor(evicted.bytes * 1.5));
+    small.set('u:evicted', evicted);
+    small.set('u:kept', kept);
+    assert.equal(small.get('u:evicted', 1), undefined);
+    answerAll(evicted);
+    answerAll(kept);
+    assert.equal(held('retired-evicted'), 0);
+    assert.equal(held('kept-after-eviction'), 5, 'a held index holds its answered rows');
+  });
+
+  it('does not retire an index a write was applied to in place (set again for its size)', () => {
+    const cache = new IndexCache(10 ** 9);
+    const index = indexOf('updated-in-place', 5);
+    cache.set('u:updated', index);
+    const row = memoryRow({ id: 'updated-in-place-new', userId: 'updated-in-place', content: 'x' });
+    cache.afterWrite('u:updated', [row], { version: 2, previous: 1, contiguous: true });
+    assert.equal(cache.get('u:updated', 2), index);
+    answerAll(index);
+    assert.equal(held('updated-in-place'), 6);
   });
 });
