@@ -70,7 +70,7 @@ const FIRST_RECORD_BYTES = 512;
  */
 const RECORD_BYTES_PER_MEMORY = 192;
 /**
- * Longest record (content, tags and metadata, UTF-8 bytes) whose row is held once answered: the
+ * Longest record (content, tags and metadata, UTF-8 bytes) whose row may be held: the
  * table of answered rows holds at most ≈ 4,096 × 3 KiB of strings and objects.
  */
 const MOST_HELD = 1024;
@@ -340,7 +340,8 @@ export class UserIndex {
    * The memory in `slot` as the store gave it (access statistics as they are now), or null: a
    * row shared with other answers, not to be changed. Rows are built for answers, and answers
    * recur: a built row is held in the shared table of answered rows from its second answer
-   * (when its record is short), and given again while its access statistics are unchanged.
+   * (when its record is short, and the index is not retired), and given again while its access
+   * statistics are unchanged; once they moved, a new row is built around its strings.
    */
   row(slot: number): MemoryRow | null {
     if (slot < 0 || slot >= this.#slots || !this.isLive(slot)) return null;
