@@ -465,7 +465,9 @@ export async function runMix(spec: MixSpec): Promise<MixResult> {
   stopped = true;
   clearTimeout(windowKick);
   if (windowTimer) clearInterval(windowTimer);
-  const durationSec = (Math.max(performance.now(), endMs) - measureFrom) / 1000;
+  // Never below the window asked for: `endMs - measureFrom` can come out a hair under it in
+  // floating point (2 s as 1.9999999999999998) when the clock's values are large.
+  const durationSec = Math.max(performance.now() - measureFrom, spec.durationSec * 1000) / 1000;
   // Requests still unanswered count as errors (and timeouts): their sockets are destroyed.
   const unanswered = inFlight;
   timeouts += unanswered;
