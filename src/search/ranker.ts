@@ -175,8 +175,18 @@ function weightedScore(index: UserIndex, slot: number, text: number, o: RankOpti
 /**
  * BM25 of the query terms over the index, into `scores` (by slot), with matched-term counts;
  * lists the slots that scored in `sc.touched` and returns how many. Emptied slots are skipped.
+ *
+ * Terms are scored rarest first, and `ends` gets, per term held, the length of `sc.touched`
+ * after it: the slots first listed by a term match it and no rarer one (the rarer-terms path
+ * of {@link rank} sets the commonest terms' slots aside by these segments).
  */
-function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratch): number {
+function scoreText(
+  index: UserIndex,
+  terms: string[],
+  o: RankOptions,
+  sc: Scratch,
+  ends: number[],
+): number {
   const { scores, counts, touched } = sc;
   let n = 0;
   const docs = index.docCount;
@@ -184,10 +194,14 @@ function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratc
   const { k1, b } = o.bm25;
   const postings = index.postings;
   const entries = postings.entries;
+  const held: number[] = [];
   for (const term of terms) {
     const p = postings.find(term);
-    const df = p < 0 ? 0 : postings.df(p);
-    if (df === 0) continue;
+    if (p >= 0 && postings.df(p) > 0) held.push(p);
+  }
+  if (held.length > 1) held.sort((x, y) => postings.df(x) - postings.df(y));
+  for (const p of held) {
+    const df = postings.df(p);
     const w = idf(df, docs) * (k1 + 1);
     const start = postings.start(p);
     const end = start + postings.length(p);
@@ -203,6 +217,7 @@ function scoreText(index: UserIndex, terms: string[], o: RankOptions, sc: Scratc
       scores[slot] = before + (w * tf) / (tf + k1 * (1 - b + (b * length) / avg));
       counts[slot] = (counts[slot] as number) + 1;
     }
+    ends.push(n);
   }
   if (o.coordination !== 0 && terms.length > 1) {
     for (let i = 0; i < n; i++) {
@@ -305,11 +320,19 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
   const terms = queryTerms.length > 1 ? distinct(queryTerms) : queryTerms;
   const sc = index.scratch();
   const { scores, context } = sc;
-  const touched = terms.length > 0 ? scoreText(index, terms, o, sc) : 0;
-  const near = o.context > 0 && touched > 0 ? spreadContext(index, touched, sc, o.context) : 0;
+  const ends: number[] = [];
+  const touched = terms.length > 0 ? scoreText(index, terms, o, sc, ends) : 0;
+  // Slots listed in `sc.near`: given context (or, on the rarer-terms path, candidates).
+  let near = 0;
   try {
     const everyone = terms.length === 0 || (o.queryVector !== null && o.weights.vector !== 0);
     const open = isEmpty(o.filter);
+    if (!everyone && o.fusion === 'weighted' && ends.length > 1) {
+      const rarer = byRarerTerms(index, sc, touched, ends, open, o);
+      near = rarer.listed;
+      if (rarer.best !== null) return answer(index, rarer.best, terms, rarer.scale, sc, o);
+    }
+    near = o.context > 0 && touched > 0 ? spreadContext(index, touched, sc, o.context) : 0;
     // Candidates: every live memory, or the matched, their neighbours and the pinned ones;
     // each with its text score (own and context, not yet normalized) in `texts`, in one pass.
     const { kept, texts } = sc;
@@ -360,13 +383,7 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
       best = weightedBest(index, kept, texts, count, scale, o);
     }
     if (best.length < o.k && !everyone) best = fill(index, best, sc, o);
-
-    return best.map(({ slot, score }) => {
-      const row = index.row(slot) as MemoryRow;
-      const text = textOf(sc, slot, scale);
-      if (!o.explain) return { row, score, text };
-      return { row, score, text, explain: explainOne(index, slot, terms, text, sc, o) };
-    });
+    return answer(index, best, terms, scale, sc, o);
   } finally {
     if (touched + near > index.slots >> 3) {
       // Most of a big user's memories were touched: zeroing whole arrays is cheaper than
@@ -384,6 +401,180 @@ export function rank(index: UserIndex, queryTerms: string[], o: RankOptions): Ra
       for (let i = 0; i < near; i++) context[sc.near[i] as number] = 0;
     }
   }
+}
+
+/** The ranked memories of the `best` slots. */
+function answer(
+  index: UserIndex,
+  best: Array<{ slot: number; score: number }>,
+  terms: string[],
+  scale: number,
+  sc: Scratch,
+  o: RankOptions,
+): Ranked[] {
+  return best.map(({ slot, score }) => {
+    const row = index.row(slot) as MemoryRow;
+    const text = textOf(sc, slot, scale);
+    if (!o.explain) return { row, score, text };
+    return { row, score, text, explain: explainOne(index, slot, terms, text, sc, o) };
+  });
+}
+
+/**
+ * The most a memory's session neighbours give it, in units of the best own score among them:
+ * a share of each neighbour's, up to {@link CONTEXT_WINDOW} on each side, halving per step.
+ */
+const CONTEXT_REACH = 2 * ((1 - CONTEXT_FALLOFF ** CONTEXT_WINDOW) / (1 - CONTEXT_FALLOFF));
+
+/**
+ * The commonest terms are set aside when the memories matching only them (with their
+ * neighbours' context at most) score at most this share of the best own text score.
+ */
+const SET_ASIDE_SHARE = 0.2;
+
+/**
+ * Rankings answered by {@link byRarerTerms} since the process started: a test checks that its
+ * properties reach that path, which small random indexes rarely take.
+ */
+export const rankCounts = { rarerTerms: 0 };
+
+/** The context a slot's session neighbours give it (what {@link spreadContext} adds up). */
+function pulledContext(
+  index: UserIndex,
+  slot: number,
+  scores: Float64Array,
+  share: number,
+): number {
+  let sum = 0;
+  let gift = share;
+  let before = index.prev(slot);
+  let after = index.next(slot);
+  for (let d = 0; d < CONTEXT_WINDOW && (before >= 0 || after >= 0); d++, gift *= CONTEXT_FALLOFF) {
+    if (before >= 0) {
+      sum += gift * (scores[before] as number);
+      before = index.prev(before);
+    }
+    if (after >= 0) {
+      sum += gift * (scores[after] as number);
+      after = index.next(after);
+    }
+  }
+  return sum;
+}
+
+/** Lists `slot` in `sc.near` at `listed` unless it is marked listed; returns the new length. */
+function listOnce(sc: Scratch, slot: number, listed: number): number {
+  if (sc.marks[slot] !== 0) return listed;
+  sc.marks[slot] = 1;
+  sc.near[listed] = slot;
+  return listed + 1;
+}
+
+/**
+ * Weighted fusion's top k without the memories that match only the query's commonest terms,
+ * when bounds show none of them can enter it: the answer is then the same as ranking every
+ * candidate. A question naming a person ("what did John …") matches a third of a big LoCoMo
+ * user's memories through the name alone; each of those, with its session neighbours, would
+ * otherwise be a candidate to give context to, list and offer.
+ *
+ * The slots listed by the rarer terms (their first segments in `sc.touched`, see
+ * {@link scoreText}), their session neighbours within {@link CONTEXT_WINDOW} and the pinned
+ * memories are the candidates, each with its context pulled from its neighbours. Any other
+ * memory matches only the set-aside terms, as do its neighbours within the window, so its text
+ * is at most `bound` = (their best own score) × (1 + context × {@link CONTEXT_REACH}). When
+ * `bound` is at most the candidates' best text (the normalization is then the same) and it,
+ * with the other signals at their most, stays below the k-th best score, the candidates' top k
+ * is the answer. Otherwise `best` is null and the caller ranks every candidate; the slots
+ * listed (in `sc.near`, `listed` of them) have their context set back to 0.
+ */
+function byRarerTerms(
+  index: UserIndex,
+  sc: Scratch,
+  touched: number,
+  ends: number[],
+  open: boolean,
+  o: RankOptions,
+): { best: Array<{ slot: number; score: number }> | null; scale: number; listed: number } {
+  const none = { best: null, scale: 0, listed: 0 };
+  const { scores, context, marks, kept, texts } = sc;
+  // The best own score of each term's segment, then from each segment to the last.
+  const tail = new Float64Array(ends.length + 1);
+  let from = 0;
+  for (let j = 0; j < ends.length; j++) {
+    const end = ends[j] as number;
+    let most = 0;
+    for (let i = from; i < end; i++) {
+      const v = scores[sc.touched[i] as number] as number;
+      if (v > most) most = v;
+    }
+    tail[j] = most;
+    from = end;
+  }
+  for (let j = ends.length - 2; j >= 0; j--) {
+    tail[j] = Math.max(tail[j] as number, tail[j + 1] as number);
+  }
+  const reach = 1 + o.context * CONTEXT_REACH;
+  const best = tail[0] as number;
+  // The fewest rarer terms whose set-aside rest is low enough, and leaves most slots aside.
+  let split = 1;
+  while (split < ends.length && (tail[split] as number) * reach > SET_ASIDE_SHARE * best) split++;
+  const rare = ends[split - 1] as number;
+  if (split === ends.length || rare > touched >> 1) return none;
+
+  // Candidates: the rarer terms' slots, their neighbours, the pinned; each listed once.
+  let listed = 0;
+  // Without context, neighbours are not candidates.
+  const window = o.context > 0 ? CONTEXT_WINDOW : 0;
+  for (let i = 0; i < rare; i++) {
+    const s = sc.touched[i] as number;
+    listed = listOnce(sc, s, listed);
+    for (let d = 0, b = index.prev(s); d < window && b >= 0; d++, b = index.prev(b)) {
+      listed = listOnce(sc, b, listed);
+    }
+    for (let d = 0, a = index.next(s); d < window && a >= 0; d++, a = index.next(a)) {
+      listed = listOnce(sc, a, listed);
+    }
+  }
+  for (const s of index.pinned) listed = listOnce(sc, s, listed);
+  let count = 0;
+  let maxText = 0;
+  for (let i = 0; i < listed; i++) {
+    const s = sc.near[i] as number;
+    marks[s] = 0;
+    if (!admitted(index, s, open, o)) continue;
+    const given = o.context > 0 ? pulledContext(index, s, scores, o.context) : 0;
+    context[s] = given;
+    const text = (scores[s] as number) + given;
+    if (text > maxText) maxText = text;
+    kept[count] = s;
+    texts[count++] = text;
+  }
+  const bound = (tail[split] as number) * reach;
+  if (count >= o.k && maxText > 0 && bound <= maxText) {
+    const scale = 1 / maxText;
+    const top = weightedBest(index, kept, texts, count, scale, o);
+    const floor = top[o.k - 1]?.score ?? Number.NEGATIVE_INFINITY;
+    if (Math.max(0, o.weights.text) * bound * scale + othersBound(index, o) + BOUND_SLACK < floor) {
+      rankCounts.rarerTerms++;
+      return { best: top, scale, listed };
+    }
+  }
+  for (let i = 0; i < listed; i++) context[sc.near[i] as number] = 0;
+  return { ...none, listed };
+}
+
+/**
+ * The most the signals other than text can add to an unpinned memory: recency is at most 1,
+ * importance and use at most those of the index's bounds, vector similarity at most 1.
+ */
+function othersBound(index: UserIndex, o: RankOptions): number {
+  const w = o.weights;
+  return (
+    Math.max(0, w.recency) +
+    Math.max(0, w.importance) * importance(index.mostImportance) +
+    Math.max(0, w.use) * usage(index.mostAccesses) +
+    (o.queryVector !== null ? Math.max(0, w.vector) : 0)
+  );
 }
 
 /** Above this much, a candidate's bound is below the bar (float sums may differ by an ulp). */
@@ -414,13 +605,7 @@ function weightedBest(
     return top.sorted();
   }
   const w = o.weights;
-  // The most the signals other than text can add to an unpinned memory: recency is at most 1,
-  // importance and use at most those of the index's bounds.
-  const others =
-    Math.max(0, w.recency) +
-    Math.max(0, w.importance) * importance(index.mostImportance) +
-    Math.max(0, w.use) * usage(index.mostAccesses) +
-    (o.queryVector !== null ? Math.max(0, w.vector) : 0);
+  const others = othersBound(index, o);
   // A pinned memory may add the pinned weight on top.
   const pinnedBonus = index.pinned.size > 0 ? Math.max(0, w.pinned) : 0;
   const byText = new TopK(o.k);

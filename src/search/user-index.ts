@@ -23,6 +23,8 @@ export interface Scratch {
   kept: Int32Array;
   /** Text score (own and context, not normalized) of each candidate kept, by its position. */
   texts: Float64Array;
+  /** 1 for a slot already listed in `near` (the ranker's rarer-terms path); else 0. */
+  marks: Uint8Array;
 }
 
 /** Removed memories whose versions are remembered (the out-of-order guard). */
@@ -119,6 +121,7 @@ function scratchOf(size: number): Scratch {
     near: new Int32Array(size),
     kept: new Int32Array(size),
     texts: new Float64Array(size),
+    marks: new Uint8Array(size),
   };
 }
 

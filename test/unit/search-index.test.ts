@@ -15,6 +15,7 @@ import {
   type Ranked,
   type RankOptions,
   rank,
+  rankCounts,
   type SignalExplanation,
 } from '../../src/search/ranker.ts';
 import type { SearchFilter } from '../../src/search/search-filter.ts';
@@ -986,6 +987,18 @@ const optionsArb = fc.record({
   explain: fc.boolean(),
 });
 
+/**
+ * The scores of `got` are the first of `all`'s. Within 1e-9, not exactly: a path that sets the
+ * commonest terms aside adds a memory's context up in another order (an ulp apart).
+ */
+function sameScores(got: Ranked[], all: Ranked[]): void {
+  const want = all.slice(0, got.length).map((r) => r.score);
+  assert.equal(got.length, want.length);
+  got.forEach((r, i) => {
+    assert.ok(Math.abs(r.score - (want[i] as number)) < 1e-9, `${i}: ${r.score} ≠ ${want[i]}`);
+  });
+}
+
 describe('rank: properties on random memories', () => {
   it('scores are finite; ≤ k results, as many as pass; all pass; sorted; no duplicates', () => {
     fc.assert(
@@ -1045,11 +1058,57 @@ describe('rank: properties on random memories', () => {
         const got = rank(index, termsOf(query), o);
         // k past every memory: nothing is ever below the bar, every candidate is scored.
         const all = rank(index, termsOf(query), { ...o, k: rows.length + 1 });
-        const scores = (r: Ranked[]) => r.map((x) => Number(x.score.toFixed(12)));
-        assert.deepEqual(scores(got), scores(all).slice(0, got.length));
+        sameScores(got, all);
       }),
       { numRuns: 400 },
     );
+  });
+
+  it('setting the commonest terms aside gives the top k of every candidate scored', () => {
+    // A big LoCoMo user's shape: a name in most memories, a rarer word in a few, sessions.
+    const shaped = fc
+      .array(fc.tuple(rowSpec, fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 11 })), {
+        minLength: 12,
+        maxLength: 120,
+      })
+      .map((specs) =>
+        specs.map(([spec, common, rare], n) => {
+          const words = [...spec.words.slice(0, 3)];
+          if (common > 0) words.push('john');
+          if (rare === 0) words.push('whiteboard');
+          if (rare === 1) words.push('blog');
+          return toRow(n, { ...spec, words, deleted: spec.deleted && n % 7 === 0 });
+        }),
+      );
+    const query = fc.constantFrom('john whiteboard', 'whiteboard john blog', 'john blog apple');
+    const over = fc.record({
+      k: fc.integer({ min: 1, max: 5 }),
+      filter: fc.oneof(
+        { weight: 3, arbitrary: fc.constant({}) },
+        { weight: 1, arbitrary: filterArb },
+      ),
+      weights: fc.oneof(
+        { weight: 3, arbitrary: fc.constant({ ...DEFAULT_WEIGHTS }) },
+        { weight: 1, arbitrary: weightsArb },
+      ),
+      context: fc.constantFrom(0, DEFAULT_TEXT_RANKING.context, 1),
+      coordination: fc.constantFrom(0, DEFAULT_TEXT_RANKING.coordination, 2),
+      explain: fc.boolean(),
+    });
+    const before = rankCounts.rarerTerms;
+    const runs = 400;
+    fc.assert(
+      fc.property(shaped, query, over, (rows, q, more) => {
+        const index = new UserIndex(1, rows);
+        const o = options({ ...more, fusion: 'weighted' });
+        const got = rank(index, termsOf(q), o);
+        // k past every memory: fewer candidates than k, every candidate is scored.
+        sameScores(got, rank(index, termsOf(q), { ...o, k: rows.length + 1 }));
+      }),
+      { numRuns: runs },
+    );
+    const taken = rankCounts.rarerTerms - before;
+    assert.ok(taken >= runs / 4, `the set-aside path answered ${taken} of ${runs} rankings`);
   });
 
   it('a memory that matches the query never ranks below one that matches nothing', () => {
