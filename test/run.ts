@@ -35,6 +35,7 @@ const ALL = [
   'test/unit/wal-sync.test.ts',
   'test/unit/write-behind.test.ts',
   'test/unit/sort-in-steps.test.ts',
+  'test/unit/iso-time.test.ts',
   'test/unit/wal-checkpointer.test.ts',
   'test/unit/heap-growth.test.ts',
   'test/unit/cached-embedder.test.ts',

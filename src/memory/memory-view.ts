@@ -1,3 +1,4 @@
+import { isoTime } from '../util/iso-time.ts';
 import type { HistoryEntry, JsonObject, MemoryRow } from './memory-types.ts';
 
 /** A memory as the API shows it: ISO-8601 times, no tenant. */
@@ -21,7 +22,7 @@ export interface PublicMemory {
   version: number;
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const iso = (ms: number | null): string | null => (ms === null ? null : isoTime(ms));
 
 /** The public view of a stored memory. */
 export function toPublicMemory(row: MemoryRow): PublicMemory {
@@ -36,8 +37,8 @@ export function toPublicMemory(row: MemoryRow): PublicMemory {
     metadata: row.metadata,
     importance: row.importance,
     pinned: row.pinned,
-    createdAt: new Date(row.createdAt).toISOString(),
-    updatedAt: new Date(row.updatedAt).toISOString(),
+    createdAt: isoTime(row.createdAt),
+    updatedAt: isoTime(row.updatedAt),
     expiresAt: iso(row.expiresAt),
     deletedAt: iso(row.deletedAt),
     accessCount: row.accessCount,

@@ -1,3 +1,4 @@
+import { isoTime as iso } from '../util/iso-time.ts';
 import type { SessionRow, TimeoutBasis } from './session-types.ts';
 
 /** A session as the API shows it: ISO-8601 times, no tenant. */
@@ -16,8 +17,6 @@ export interface PublicSession {
   messageCount: number;
   summaryId: string | null;
 }
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** The public view of a stored session. */
 export function toPublicSession(s: SessionRow): PublicSession {
