@@ -17,8 +17,9 @@ import { AccessRecorder } from './search/access-recorder.ts';
 import { createEmbedder } from './search/create-embedder.ts';
 import { IndexCache } from './search/index-cache.ts';
 import { SearchService } from './search/search-service.ts';
+import { LocalSessionState } from './sessions/local-session-state.ts';
 import { Preloader } from './sessions/preload.ts';
-import { SessionHotState } from './sessions/session-hot-state.ts';
+import { type HotSessions, SessionHotState } from './sessions/session-hot-state.ts';
 import { SessionService } from './sessions/session-service.ts';
 import { SessionSweeper } from './sessions/session-sweeper.ts';
 import { TimeoutModels } from './sessions/timeout-models.ts';
@@ -142,7 +143,10 @@ export async function createContext(
     onWrite: afterWrite,
   });
   reads = new CachedReads(memories, cache.stack, warmer, activity);
-  const hot = config.cache.redisUrl
+  // Sessions are kept hot in Redis when there is one (any instance serves any session), else
+  // in this process in embedded mode (one instance owns the SQLite file); PostgreSQL without
+  // Redis may run several instances, which a copy here would not follow.
+  const hot: HotSessions | null = config.cache.redisUrl
     ? new SessionHotState(
         createRedis(
           {
@@ -155,7 +159,9 @@ export async function createContext(
         config.sessions.window,
         config.cache.redisTimeoutMs,
       )
-    : null;
+    : config.store.kind === 'sqlite'
+      ? new LocalSessionState(config.sessions.window, clock)
+      : null;
   const timeoutModels = new TimeoutModels(store, clock, logger, config.activityFlushMs);
   const sessions = new SessionService({
     store,

@@ -45,6 +45,7 @@ const ALL = [
   'test/integration/search-vectors.test.ts',
   'test/integration/sessions-api.test.ts',
   'test/unit/timeout-models.test.ts',
+  'test/unit/local-session-state.test.ts',
   'test/unit/search-tokenizer.test.ts',
   'test/unit/search-signals.test.ts',
   'test/unit/term-postings.test.ts',

@@ -17,10 +17,40 @@ export interface HotSession {
 }
 
 /** How long a hot entry outlives its session's expiry (so that a late read still finds it). */
-const AFTER_EXPIRY_MS = 60_000;
+export const AFTER_EXPIRY_MS = 60_000;
 
 /** How long a user being erased stays marked if the erasure never finishes (a crash). */
-const ERASING_MS = 600_000;
+export const ERASING_MS = 600_000;
+
+/**
+ * Where active sessions are kept hot, so that their messages and views skip the store: Redis,
+ * for any instance ({@link SessionHotState}), or this process in embedded mode (one instance;
+ * `LocalSessionState`). The store stays the system of record: a miss reads it.
+ */
+export interface HotSessions {
+  /** What a view read from here reports as its source. */
+  readonly source: 'redis' | 'memory';
+  /** Failures seen (a failure is a miss, never an error). */
+  failures: number;
+  /** The hot copy of a session with its window (by id order), or null when not held. */
+  get(tenant: string, id: string): Promise<HotSession | null>;
+  /** Stores the session's state, unless a newer one is held (or its user is being erased). */
+  put(session: SessionRow, now: number): Promise<void>;
+  /** Adds messages to the window (the newest kept); `replace` sets it to exactly `messages`. */
+  pushWindow(
+    session: SessionRow,
+    messages: WindowMessage[],
+    now: number,
+    replace?: boolean,
+  ): Promise<void>;
+  /** Marks a user as being erased: no copy of their sessions is put from then on. */
+  erasing(tenant: string, userId: string): Promise<boolean>;
+  /** Forgets an erased user's sessions; the user stays marked a minute more. */
+  erased(tenant: string, userId: string, ids: string[]): Promise<boolean>;
+  /** Marks a session ended (an ended copy is never replaced) and drops its window. */
+  ended(session: SessionRow): Promise<void>;
+  close(): void;
+}
 
 /**
  * Sets the session's copy (KEYS[1]) unless the held one is newer: an ended copy is never
@@ -66,7 +96,8 @@ const ERASED = JSON.stringify({ state: 'erased' });
  * The store stays the system of record: every failure here (Redis down, slow, evicted) is a
  * miss, never an error. Entries expire with the session's own adaptive timeout (plus a minute).
  */
-export class SessionHotState {
+export class SessionHotState implements HotSessions {
+  readonly source = 'redis' as const;
   readonly #redis: Redis;
   readonly #window: number;
   readonly #deadlineMs: number;

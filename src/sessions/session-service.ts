@@ -10,7 +10,7 @@ import type { SearchService } from '../search/search-service.ts';
 import type { Store } from '../store/store.ts';
 import type { Clock } from '../util/clock.ts';
 import type { PreloadBundle, Preloader } from './preload.ts';
-import type { SessionHotState, WindowMessage } from './session-hot-state.ts';
+import type { HotSessions, WindowMessage } from './session-hot-state.ts';
 import { summarizeSession } from './session-summary.ts';
 import type { SessionSweeper } from './session-sweeper.ts';
 import type { SessionActivity, SessionRow } from './session-types.ts';
@@ -39,7 +39,7 @@ export interface MessageInput {
 export interface SessionView {
   session: SessionRow;
   window: WindowMessage[];
-  source: 'redis' | 'store';
+  source: HotSessions['source'] | 'store';
 }
 
 /** A return within this many timeouts after an expiry counts as the same conversation's gap. */
@@ -66,7 +66,7 @@ export class SessionService {
   readonly #memories: MemoryService;
   readonly #search: SearchService;
   readonly #preloader: Preloader;
-  readonly #hot: SessionHotState | null;
+  readonly #hot: HotSessions | null;
   readonly #activity: ActivityTracker;
   readonly #clock: Clock;
   readonly #config: SessionConfig;
@@ -80,7 +80,7 @@ export class SessionService {
     search: SearchService;
     preloader: Preloader;
     models: TimeoutModels;
-    hot: SessionHotState | null;
+    hot: HotSessions | null;
     activity: ActivityTracker;
     clock: Clock;
     config: SessionConfig;
@@ -144,7 +144,7 @@ export class SessionService {
       summaryId: null,
     };
     // The bundle only reads: it is built while the session's commit waits for its flush to
-    // disk, rather than after it. The Redis copy follows the commit (no copy of a session that
+    // disk, rather than after it. The hot copy follows the commit (no copy of a session that
     // is not stored).
     const bundle = this.#preloader.bundle(
       tenant,
@@ -163,18 +163,19 @@ export class SessionService {
     return { session, preload };
   }
 
-  /** A session with its recent messages: from Redis when held there, else from the store. */
+  /** A session with its recent messages: from its hot copy when held, else from the store. */
   get(tenant: string, id: string): Promise<SessionView> {
     return this.#view(tenant, id, true);
   }
 
   /** {@link get}, with the window read from the store only when `window` asks for it. */
   async #view(tenant: string, id: string, window: boolean): Promise<SessionView> {
-    const hot = await this.#hot?.get(tenant, id);
+    const hotSessions = this.#hot;
+    const hot = hotSessions ? await hotSessions.get(tenant, id) : null;
     // An ended copy only keeps late writers from putting an active state back: the store has
     // the ended session's messages.
-    if (hot && hot.session.tenant === tenant && hot.session.state === 'active') {
-      return { ...hot, source: 'redis' };
+    if (hotSessions && hot && hot.session.tenant === tenant && hot.session.state === 'active') {
+      return { session: hot.session, window: hot.window, source: hotSessions.source };
     }
     const session = await this.#store.getSession(tenant, id);
     if (!session) throw new EngramError('ENGRAM_SESSION_NOT_FOUND');
@@ -194,7 +195,7 @@ export class SessionService {
 
   /** The session if it is active now; a due one is expired on the spot (then 409). */
   async #active(tenant: string, id: string): Promise<SessionView> {
-    // The window is needed only to seed a Redis copy that lacks it (#followed).
+    // The window is needed only to seed a hot copy that lacks it (#followed).
     const view = await this.#view(tenant, id, this.#hot !== null);
     if (view.session.state !== 'active') throw new EngramError('ENGRAM_SESSION_ENDED');
     if (view.session.expiresAt <= this.#clock.now()) {
@@ -299,7 +300,7 @@ export class SessionService {
     const now = this.#clock.now();
     if (this.#hot) {
       await this.#hot.put(updated, now);
-      // Redis did not hold the window: it is set from the store's, else appended to.
+      // The hot copy did not hold the window: it is set from the store's, else appended to.
       if (view.source === 'store') {
         await this.#hot.pushWindow(updated, [...view.window, ...added], now, true);
       } else {

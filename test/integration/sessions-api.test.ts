@@ -501,7 +501,8 @@ describe('sessions API: routes (SQLite)', () => {
       { role: 'user', content: 'What is the weather?' },
     ]);
     const v = await view(t, s.id);
-    assert.equal(v.source, 'store');
+    // Embedded mode keeps active sessions in this process: the window is the copy's.
+    assert.equal(v.source, 'memory');
     assert.deepEqual(
       v.window.map((w) => [w.id, w.role, w.content, ms(w.at)]),
       [...first, ...second].map((m) => [m.id, m.metadata.role, m.content, ms(m.createdAt)]),
@@ -1024,6 +1025,43 @@ describe('sessions API: expiry across a restart (SQLite)', () => {
   });
   after(() => {
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('after a restart a session is read from the store, and its next append seeds the copy with the stored window', async () => {
+    const clock = new FakeClock(Date.now());
+    const first = await openIn(dir, clock);
+    const user = freshUser('reopen');
+    const { id } = (await start(first, { userId: user })).session;
+    clock.advance(10 * SECOND);
+    const before = await append(first, id, [
+      { role: 'user', content: 'kept across the restart' },
+      { role: 'assistant', content: 'noted' },
+    ]);
+    assert.equal((await view(first, id)).source, 'memory');
+    await first.close();
+    const second = await openIn(dir, clock, first.key);
+    try {
+      const stored = await view(second, id);
+      assert.equal(stored.source, 'store');
+      assert.deepEqual(
+        stored.window.map((w) => w.id),
+        before.map((m) => m.id),
+      );
+      clock.advance(10 * SECOND);
+      const after = await append(second, id, [{ role: 'user', content: 'and one more' }]);
+      const hot = await view(second, id);
+      assert.equal(hot.source, 'memory');
+      assert.deepEqual(
+        hot.window.map((w) => w.id),
+        [...before, ...after].map((m) => m.id),
+      );
+      assert.equal(hot.session.messageCount, 3);
+      // Ended: the expiry tests below read the data directory's next expiry.
+      assert.equal((await end(second, id)).session.state, 'ended');
+      assert.equal((await view(second, id)).source, 'store');
+    } finally {
+      await second.close();
+    }
   });
 
   for (const how of ['sweep()', 'the sweeper started by the new instance'] as const) {

@@ -115,7 +115,9 @@ export const SessionWithWindow = Type.Object({
       at: Type.String({ format: 'date-time' }),
     }),
   ),
-  source: Type.String({ description: 'redis or store' }),
+  source: Type.String({
+    description: 'where the session was read from: redis, memory (embedded mode) or store',
+  }),
 });
 
 /** Response of a session end. */
