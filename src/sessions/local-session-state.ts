@@ -45,8 +45,6 @@ function sizeOf(entry: Entry): number {
  */
 export class LocalSessionState implements HotSessions {
   readonly source = 'memory' as const;
-  /** Never raised: nothing here can fail. */
-  failures = 0;
   readonly #window: number;
   readonly #clock: Clock;
   readonly #entries = new LRUCache<string, Entry>({
@@ -107,9 +105,11 @@ export class LocalSessionState implements HotSessions {
       }
     }
     // Copies: what callers hold stays theirs, what is served here is not changed in place.
-    const entry = { session: { ...session }, window: held?.window ?? [], until: 0 };
-    entry.until = Math.max(held?.until ?? 0, this.#until(session, now));
-    this.#entries.set(key, entry);
+    this.#entries.set(key, {
+      session: { ...session },
+      window: held?.window ?? [],
+      until: Math.max(held?.until ?? 0, this.#until(session, now)),
+    });
   }
 
   async pushWindow(

@@ -30,8 +30,6 @@ export const ERASING_MS = 600_000;
 export interface HotSessions {
   /** What a view read from here reports as its source. */
   readonly source: 'redis' | 'memory';
-  /** Failures seen (a failure is a miss, never an error). */
-  failures: number;
   /** The hot copy of a session with its window (by id order), or null when not held. */
   get(tenant: string, id: string): Promise<HotSession | null>;
   /** Stores the session's state, unless a newer one is held (or its user is being erased). */
